@@ -1,0 +1,103 @@
+//! Block IO per device: v2 `io.stat`, v1 `blkio.throttle.io_service_bytes_recursive` and
+//! `io_serviced_recursive` (falling back to the non-recursive files on old kernels).
+//! Device names are left for the caller: they come from /proc, not from cgroupfs.
+
+use super::{format, Controller, Ctx};
+use crate::model::{IoDeviceStats, IoStats};
+use std::path::Path;
+
+fn device<'a>(devices: &'a mut Vec<IoDeviceStats>, major: u64, minor: u64) -> &'a mut IoDeviceStats {
+    let idx = match devices.iter().position(|d| d.major == major && d.minor == minor) {
+        Some(i) => i,
+        None => {
+            devices.push(IoDeviceStats {
+                major,
+                minor,
+                ..IoDeviceStats::default()
+            });
+            devices.len() - 1
+        }
+    };
+    &mut devices[idx]
+}
+
+pub(super) fn read_v2(ctx: &mut Ctx<'_>, dir: &Path) -> Option<IoStats> {
+    let mut stats = ctx.with_partial(Controller::Io, dir, "io.stat", |b| {
+        let mut devices = Vec::new();
+        let mut first_err = None;
+        for line in format::lines(b) {
+            match format::io_stat_line(line) {
+                Ok(l) => devices.push(IoDeviceStats {
+                    major: l.major,
+                    minor: l.minor,
+                    device: None,
+                    read_bytes: l.rbytes,
+                    write_bytes: l.wbytes,
+                    read_ops: l.rios,
+                    write_ops: l.wios,
+                }),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        (Some(IoStats { devices }), first_err)
+    })?;
+    stats.devices.sort_by_key(|d| (d.major, d.minor));
+    Some(stats)
+}
+
+/// Which pair of fields a v1 blkio file fills.
+#[derive(Clone, Copy)]
+enum Unit {
+    Bytes,
+    Ops,
+}
+
+fn fold_blkio(devices: &mut Vec<IoDeviceStats>, bytes: &[u8], unit: Unit) -> Option<format::ParseError> {
+    let mut first_err = None;
+    for line in format::lines(bytes) {
+        match format::blkio_line(line) {
+            Ok(Some((major, minor, op, value))) => {
+                let d = device(devices, major, minor);
+                let slot = match (unit, op) {
+                    (Unit::Bytes, format::BlkioOp::Read) => &mut d.read_bytes,
+                    (Unit::Bytes, format::BlkioOp::Write) => &mut d.write_bytes,
+                    (Unit::Ops, format::BlkioOp::Read) => &mut d.read_ops,
+                    (Unit::Ops, format::BlkioOp::Write) => &mut d.write_ops,
+                    (_, format::BlkioOp::Other) => continue,
+                };
+                *slot = Some(value);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    first_err
+}
+
+pub(super) fn read_v1(ctx: &mut Ctx<'_>, dir: &Path) -> Option<IoStats> {
+    let before = ctx.found;
+    let mut devices = Vec::new();
+    for (recursive, flat, unit) in [
+        ("blkio.throttle.io_service_bytes_recursive", "blkio.throttle.io_service_bytes", Unit::Bytes),
+        ("blkio.throttle.io_serviced_recursive", "blkio.throttle.io_serviced", Unit::Ops),
+    ] {
+        let mut read_one = |ctx: &mut Ctx<'_>, file: &'static str| {
+            ctx.with_partial(Controller::Io, dir, file, |b| {
+                let err = fold_blkio(&mut devices, b, unit);
+                (Some(()), err)
+            })
+        };
+        if read_one(ctx, recursive).is_none() {
+            read_one(ctx, flat);
+        }
+    }
+    if ctx.found == before {
+        return None;
+    }
+    devices.sort_by_key(|d| (d.major, d.minor));
+    Some(IoStats { devices })
+}

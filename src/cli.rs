@@ -1,0 +1,63 @@
+//! Command-line flags, exactly as typed (clap derive). Every flag can also be set from the
+//! environment (`CGSCOPE_*`). The only module that knows about argv and env.
+
+use crate::scan::Roots;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Per-node container resource collector.
+#[derive(Debug, Parser)]
+#[command(name = "cgscope", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub roots: RootArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the system is read from.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RootArgs {
+    /// The cgroup mount to read (v1, v2 or hybrid are detected under it).
+    #[arg(long, global = true, env = "CGSCOPE_CGROUP_ROOT", default_value = "/sys/fs/cgroup")]
+    pub cgroup_root: PathBuf,
+    /// The proc mount to read (machine info, device names, per-process network counters).
+    #[arg(long, global = true, env = "CGSCOPE_PROC_ROOT", default_value = "/proc")]
+    pub proc_root: PathBuf,
+    /// File holding the machine id; an empty value skips it.
+    #[arg(long, global = true, env = "CGSCOPE_MACHINE_ID_FILE", default_value = "/etc/machine-id")]
+    pub machine_id_file: PathBuf,
+}
+
+impl RootArgs {
+    /// The roots as the scanner takes them.
+    pub fn to_roots(&self) -> Roots {
+        Roots {
+            cgroup_root: self.cgroup_root.clone(),
+            proc_root: self.proc_root.clone(),
+            machine_id_file: (!self.machine_id_file.as_os_str().is_empty())
+                .then(|| self.machine_id_file.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print one complete snapshot of every cgroup plus machine info.
+    Snapshot {
+        /// Output format.
+        #[arg(long, env = "CGSCOPE_FORMAT", value_enum, default_value_t = SnapshotFormat::Json)]
+        format: SnapshotFormat,
+    },
+    /// Copy exactly the files a snapshot reads into DIR, as a fixture that replays with
+    /// `cgscope snapshot --cgroup-root DIR/cgroup --proc-root DIR/proc --machine-id-file DIR/machine-id`.
+    Capture {
+        /// Destination directory; must be absent or empty.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SnapshotFormat {
+    Json,
+}

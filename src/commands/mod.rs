@@ -1,0 +1,5 @@
+//! Composition roots: the only place that wires stages together and the only users of
+//! `anyhow` besides `main.rs`.
+
+pub mod capture;
+pub mod snapshot;

@@ -1,0 +1,184 @@
+//! Reads small kernel pseudo-files (cgroupfs, procfs) into one reused buffer, and can record
+//! every file it reads into a fixture tree for `cgscope capture`. Knows no file formats.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+/// Reads whole files into a buffer that is reused across reads, so a steady-state sweep
+/// makes no allocation per file. cgroupfs files report `st_size` 0, so we read to EOF
+/// instead of trusting metadata.
+#[derive(Debug)]
+pub struct FileReader {
+    buf: Vec<u8>,
+    recorder: Option<Recorder>,
+}
+
+/// Where recorded reads go: each `(source root, destination dir)` pair maps a read under the
+/// source root to the same relative path under the destination.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    roots: Vec<(PathBuf, PathBuf)>,
+    failures: u64,
+}
+
+impl Recorder {
+    /// A recorder copying reads under each source root into its destination directory.
+    pub fn new(roots: Vec<(PathBuf, PathBuf)>) -> Self {
+        Recorder { roots, failures: 0 }
+    }
+
+    /// Files that could not be written into the capture tree.
+    pub fn failures(&self) -> u64 {
+        self.failures
+    }
+
+    fn destination(&self, path: &Path) -> Option<PathBuf> {
+        self.roots.iter().find_map(|(src, dst)| {
+            path.strip_prefix(src).ok().map(|rel| dst.join(rel))
+        })
+    }
+
+    fn record_file(&mut self, path: &Path, content: &[u8]) {
+        if let Some(dst) = self.destination(path) {
+            let written = dst
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::write(&dst, content));
+            if let Err(err) = written {
+                self.failures += 1;
+                tracing::warn!(path = %dst.display(), %err, "capture: cannot write file");
+            }
+        }
+    }
+
+    fn record_link(&mut self, path: &Path, target: &Path) {
+        if let Some(dst) = self.destination(path) {
+            let written = dst
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| match std::fs::symlink_metadata(&dst) {
+                    Ok(_) => Ok(()),
+                    Err(_) => std::os::unix::fs::symlink(target, &dst),
+                });
+            if let Err(err) = written {
+                self.failures += 1;
+                tracing::warn!(path = %dst.display(), %err, "capture: cannot write link");
+            }
+        }
+    }
+}
+
+impl Default for FileReader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FileReader {
+    /// A reader with a 16 KiB starting buffer (big enough for every cgroup file but
+    /// `memory.numa_stat`, which we do not read).
+    pub fn new() -> Self {
+        FileReader {
+            buf: vec![0; 16 * 1024],
+            recorder: None,
+        }
+    }
+
+    /// A reader that also copies every file it reads through `recorder`.
+    pub fn recording(recorder: Recorder) -> Self {
+        FileReader {
+            recorder: Some(recorder),
+            ..Self::new()
+        }
+    }
+
+    /// The recorder, if this reader records.
+    pub fn recorder(&self) -> Option<&Recorder> {
+        self.recorder.as_ref()
+    }
+
+    /// Reads `path` to EOF. `Ok(None)` when the file does not exist (or its cgroup has just
+    /// gone: ENODEV); any other failure is an error.
+    pub fn read(&mut self, path: &Path) -> io::Result<Option<&[u8]>> {
+        let mut file = match File::open(path) {
+            Ok(f) => f,
+            Err(err) if is_absent(&err) => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        // `buf` stays fully initialised at its current length; only `filled` moves, so a
+        // read costs no memset and no allocation once the buffer has grown to fit.
+        let mut filled = 0;
+        loop {
+            if filled == self.buf.len() {
+                let grown = (self.buf.len() * 2).max(4096);
+                self.buf.resize(grown, 0);
+            }
+            match file.read(&mut self.buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) if is_absent(&err) => return Ok(None),
+                Err(err) => return Err(err),
+            }
+        }
+        let content = &self.buf[..filled];
+        if let Some(rec) = self.recorder.as_mut() {
+            rec.record_file(path, content);
+        }
+        Ok(Some(content))
+    }
+
+    /// Reads a symlink's target (`/proc/<pid>/ns/net`); `None` when absent.
+    pub fn read_link(&mut self, path: &Path) -> io::Result<Option<PathBuf>> {
+        match std::fs::read_link(path) {
+            Ok(target) => {
+                if let Some(rec) = self.recorder.as_mut() {
+                    rec.record_link(path, &target);
+                }
+                Ok(Some(target))
+            }
+            Err(err) if is_absent(&err) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+/// Absent files, and files of a cgroup or process that vanished while we read it.
+pub fn is_absent(err: &io::Error) -> bool {
+    matches!(err.kind(), io::ErrorKind::NotFound)
+        || matches!(err.raw_os_error(), Some(code) if code == ENODEV || code == ESRCH)
+}
+
+// Linux errno values; std exposes no names for them and they are ABI-stable.
+const ENODEV: i32 = 19;
+const ESRCH: i32 = 3;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_file_is_none_and_content_is_read_to_eof() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut reader = FileReader::new();
+        assert!(reader.read(&dir.path().join("nope")).unwrap().is_none());
+        let big = "x".repeat(100_000);
+        std::fs::write(dir.path().join("big"), &big).unwrap();
+        assert_eq!(reader.read(&dir.path().join("big")).unwrap().unwrap().len(), 100_000);
+    }
+
+    #[test]
+    fn recorder_copies_reads_under_their_root() {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(src.path().join("a/b")).unwrap();
+        std::fs::write(src.path().join("a/b/f"), "42\n").unwrap();
+        let mut reader = FileReader::recording(Recorder::new(vec![(
+            src.path().to_path_buf(),
+            dst.path().join("cgroup"),
+        )]));
+        reader.read(&src.path().join("a/b/f")).unwrap();
+        assert_eq!(std::fs::read_to_string(dst.path().join("cgroup/a/b/f")).unwrap(), "42\n");
+    }
+}

@@ -1,0 +1,15 @@
+//! cgscope: a per-node container resource collector.
+//!
+//! The pipeline runs one way, and `ls src/` shows it:
+//! `files` (raw reads) -> `cgroupfs` + `proc` (kernel files to `model` stats) -> `scan`
+//! (one sweep: a `model::Snapshot`) -> `export` (pure renderers) -> `commands` (wiring).
+//! Upstream stages never call downstream ones; `cgroupfs` never learns what a container is.
+
+pub mod cgroupfs;
+pub mod cli;
+pub mod commands;
+pub mod export;
+pub mod files;
+pub mod model;
+pub mod proc;
+pub mod scan;

@@ -1,0 +1,30 @@
+//! The `cgscope` binary: parses flags, sets up logging, runs one command, maps errors to a
+//! message and a non-zero exit code. All work lives in the library.
+
+use cgscope::cli::{Cli, Command};
+use cgscope::commands;
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let roots = cli.roots.to_roots();
+    let result = match &cli.command {
+        Command::Snapshot { format } => commands::snapshot::run(&roots, *format),
+        Command::Capture { dir } => commands::capture::run(&roots, dir),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("cgscope: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! The nouns every stage shares: cgroup paths, per-cgroup stats, machine info, snapshots.
+//! Plain data only: no I/O, no async, nothing about how a value was read.
+
+pub mod cgroup;
+pub mod machine;
+pub mod snapshot;
+pub mod stats;
+
+pub use cgroup::{CgroupPath, CgroupVersion};
+pub use machine::MachineInfo;
+pub use snapshot::{CgroupSample, Snapshot};
+pub use stats::*;

@@ -1,0 +1,28 @@
+//! A snapshot: machine info plus one stats record per cgroup, sorted by path.
+//! The order is part of the contract so every exporter's output is deterministic.
+
+use super::{CgroupPath, CgroupStats, MachineInfo};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One cgroup as seen in one sweep.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CgroupSample {
+    /// Path inside the hierarchy, `/` for the root.
+    pub path: CgroupPath,
+    /// What the kernel reported for it.
+    pub stats: CgroupStats,
+}
+
+/// Everything one sweep saw.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Snapshot {
+    /// Wall-clock time the sweep started, in milliseconds since the Unix epoch.
+    pub taken_at_unix_ms: u64,
+    /// Node facts.
+    pub machine: MachineInfo,
+    /// Cgroups sorted by path.
+    pub cgroups: Vec<CgroupSample>,
+    /// Garbled-file counts per controller since the reader started (kept across sweeps).
+    pub read_errors: BTreeMap<String, u64>,
+}
