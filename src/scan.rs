@@ -85,11 +85,10 @@ impl Scanner {
                     d.device = devices.get(&(d.major, d.minor)).cloned();
                 }
             }
-            if let Some(pid) = read.first_pid {
-                stats.network = self
-                    .proc
-                    .network_of(pid, host_netns.as_deref(), &mut netns_cache);
-            }
+            stats.network = read.member_pids.iter().find_map(|pid| {
+                self.proc
+                    .network_of(*pid, host_netns.as_deref(), &mut netns_cache)
+            });
             cgroups.push(CgroupSample { path, stats });
         }
         Snapshot {

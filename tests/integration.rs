@@ -1,0 +1,9 @@
+//! The single integration test binary (one link instead of one per file).
+
+// Shared helpers: fixture paths, golden files, CI gating of real-component tests.
+mod support;
+
+// Real cgroup v1 on this host: own cgroups, real workloads, asserted through the library.
+mod real_v1;
+// Real cgroup v2: a qemu VM with a v2-only kernel runs workloads and cgscope snapshot.
+mod real_v2;

@@ -282,7 +282,13 @@ fn parse_percent(value: &[u8]) -> Result<f64, ParseError> {
     }
     let frac_value = if frac.is_empty() { 0 } else { parse_u64(frac)? };
     let scale = 10u64.pow(frac.len() as u32);
-    Ok(int as f64 + frac_value as f64 / scale as f64)
+    // One division of exact integers gives the nearest double to the printed decimal
+    // (2.47, not 2.4699999999999998 as int + frac/scale would).
+    let scaled = int
+        .checked_mul(scale)
+        .and_then(|v| v.checked_add(frac_value))
+        .ok_or(ParseError::NotANumber)?;
+    Ok(scaled as f64 / scale as f64)
 }
 
 #[cfg(test)]

@@ -90,8 +90,9 @@ impl ReadErrors {
 pub struct CgroupRead {
     /// Stats, with `network` left `None` (that comes from /proc, another stage).
     pub stats: CgroupStats,
-    /// One member process, for reading its network namespace.
-    pub first_pid: Option<u64>,
+    /// Up to three member pids, for reading the network namespace (the first may be
+    /// gone or not inspectable by the time we look).
+    pub member_pids: Vec<u64>,
 }
 
 /// Reads cgroups under one root. Long-lived: its buffer and error counts persist across sweeps.
@@ -150,10 +151,10 @@ impl CgroupFs {
             found: 0,
         };
         let unified = layout.unified.as_deref();
-        let (stats, first_pid) = match layout.version {
+        let (stats, member_pids) = match layout.version {
             crate::model::CgroupVersion::V2 => {
                 let dir = unified?;
-                let (processes, first_pid) = read_members(&mut ctx, dir, "cgroup.threads");
+                let (processes, member_pids) = read_members(&mut ctx, dir, "cgroup.threads");
                 let stats = CgroupStats {
                     cpu: cpu::read_v2(&mut ctx, dir),
                     memory: memory::read_v2(&mut ctx, dir),
@@ -163,15 +164,20 @@ impl CgroupFs {
                     network: None,
                     processes,
                 };
-                (stats, first_pid)
+                (stats, member_pids)
             }
             crate::model::CgroupVersion::V1 | crate::model::CgroupVersion::Hybrid => {
                 let v1 = &layout.v1;
-                let member_dir = v1.all().next().map(PathBuf::as_path);
-                let (processes, first_pid) = match member_dir {
-                    Some(dir) => read_members(&mut ctx, dir, "tasks"),
-                    None => (None, None),
-                };
+                // A v1 cgroup may exist in some controller trees only: take the members from
+                // the first tree that has it.
+                let mut members = (None, Vec::new());
+                for dir in v1.all() {
+                    members = read_members(&mut ctx, dir, "tasks");
+                    if members.0.is_some() {
+                        break;
+                    }
+                }
+                let (processes, member_pids) = members;
                 let stats = CgroupStats {
                     cpu: cpu::read_v1(&mut ctx, v1.cpu.as_deref(), v1.cpuacct.as_deref(), unified),
                     memory: v1.memory.as_deref().and_then(|d| memory::read_v1(&mut ctx, d)),
@@ -181,26 +187,33 @@ impl CgroupFs {
                     network: None,
                     processes,
                 };
-                (stats, first_pid)
+                (stats, member_pids)
             }
         };
         if ctx.found == 0 {
             return None;
         }
-        Some(CgroupRead { stats, first_pid })
+        Some(CgroupRead { stats, member_pids })
     }
 }
 
-/// Counts members from `cgroup.procs` and the thread list file, and picks one member pid.
-fn read_members(ctx: &mut Ctx<'_>, dir: &Path, threads_file: &'static str) -> (Option<ProcessCounts>, Option<u64>) {
+/// How many member pids a read keeps for the network lookup.
+const MEMBER_PIDS_KEPT: usize = 3;
+
+/// Counts members from `cgroup.procs` and the thread list file, and keeps a few member pids.
+fn read_members(ctx: &mut Ctx<'_>, dir: &Path, threads_file: &'static str) -> (Option<ProcessCounts>, Vec<u64>) {
     let procs = ctx.with(Controller::Cgroup, dir, "cgroup.procs", |b| {
-        Ok((format::count_lines(b), format::first_u64(b)))
+        let pids: Vec<u64> = format::lines(b)
+            .filter_map(|l| format::parse_u64(l).ok())
+            .take(MEMBER_PIDS_KEPT)
+            .collect();
+        Ok((format::count_lines(b), pids))
     });
-    let Some((processes, first_pid)) = procs else {
-        return (None, None);
+    let Some((processes, pids)) = procs else {
+        return (None, Vec::new());
     };
     let threads = ctx.with(Controller::Cgroup, dir, threads_file, |b| Ok(format::count_lines(b)));
-    (Some(ProcessCounts { processes, threads }), first_pid)
+    (Some(ProcessCounts { processes, threads }), pids)
 }
 
 /// Per-read context shared by the controller readers.

@@ -110,12 +110,13 @@ impl ProcFs {
         }
     }
 
-    /// Target of `/proc/1/ns/net`: the host's network namespace, as seen from this proc tree.
+    /// The host's network namespace as seen from this proc tree: that of PID 1, or of PID 2
+    /// (kthreadd: kernel threads always live in the initial namespaces) when PID 1 may not
+    /// be inspected (non-dumpable inits and sandboxes deny it even to root).
     pub fn host_netns(&mut self) -> Option<PathBuf> {
-        self.reader
-            .read_link(&self.root.join("1/ns/net"))
-            .ok()
-            .flatten()
+        ["1/ns/net", "2/ns/net"]
+            .iter()
+            .find_map(|p| self.reader.read_link(&self.root.join(p)).ok().flatten())
     }
 
     /// Network namespace of `pid` (`net:[4026531992]`), `None` when the process is gone.

@@ -1,0 +1,1 @@
+//! Real cgroup v1 on this host (placeholder, being written).

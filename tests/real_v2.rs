@@ -1,0 +1,1 @@
+//! Real cgroup v2 in a qemu VM (placeholder, being written).
