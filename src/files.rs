@@ -35,7 +35,14 @@ impl Recorder {
 
     fn destination(&self, path: &Path) -> Option<PathBuf> {
         self.roots.iter().find_map(|(src, dst)| {
-            path.strip_prefix(src).ok().map(|rel| dst.join(rel))
+            // A root that is a single file (the machine-id file) maps to `dst` itself.
+            path.strip_prefix(src).ok().map(|rel| {
+                if rel.as_os_str().is_empty() {
+                    dst.clone()
+                } else {
+                    dst.join(rel)
+                }
+            })
         })
     }
 

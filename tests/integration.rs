@@ -3,6 +3,8 @@
 // Shared helpers: fixture paths, golden files, CI gating of real-component tests.
 mod support;
 
+// Golden snapshots of every fixture scenario, and capture/replay round trips.
+mod scenarios;
 // Real cgroup v1 on this host: own cgroups, real workloads, asserted through the library.
 mod real_v1;
 // Real cgroup v2: a qemu VM with a v2-only kernel runs workloads and cgscope snapshot.

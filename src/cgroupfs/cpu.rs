@@ -53,7 +53,6 @@ pub(super) fn read_v2(ctx: &mut Ctx<'_>, dir: &Path) -> Option<CpuStats> {
         user_ns: us_to_ns(stat.user_us),
         system_ns: us_to_ns(stat.system_us),
         per_cpu_usage_ns: None,
-        // The root cgroup has no cpu.max, and its cpu.stat reports nr_periods 0: absent, not 0.
         periods: stat.periods,
         throttled_periods: stat.throttled_periods,
         throttled_ns: us_to_ns(stat.throttled_us),

@@ -111,9 +111,15 @@ impl CgroupFs {
     }
 
     /// Like [`CgroupFs::open`] with a caller-supplied reader (a recording one for `capture`).
-    pub fn with_reader(root: &Path, reader: FileReader) -> Result<Self, Error> {
+    pub fn with_reader(root: &Path, mut reader: FileReader) -> Result<Self, Error> {
+        let layout = Layout::detect(root)?;
+        if let Some(unified) = &layout.unified {
+            // Detection looked for this file; reading it through the reader makes a
+            // capture carry it, so the captured tree is detected the same way.
+            let _ = reader.read(&unified.join("cgroup.controllers"));
+        }
         Ok(CgroupFs {
-            layout: Layout::detect(root)?,
+            layout,
             reader,
             errors: ReadErrors::default(),
             path_buf: PathBuf::with_capacity(256),
