@@ -19,13 +19,23 @@ pub struct Cli {
 #[derive(Debug, Clone, clap::Args)]
 pub struct RootArgs {
     /// The cgroup mount to read (v1, v2 or hybrid are detected under it).
-    #[arg(long, global = true, env = "CGSCOPE_CGROUP_ROOT", default_value = "/sys/fs/cgroup")]
+    #[arg(
+        long,
+        global = true,
+        env = "CGSCOPE_CGROUP_ROOT",
+        default_value = "/sys/fs/cgroup"
+    )]
     pub cgroup_root: PathBuf,
     /// The proc mount to read (machine info, device names, per-process network counters).
-    #[arg(long, global = true, env = "CGSCOPE_PROC_ROOT", default_value = "/proc")]
+    #[arg(
+        long,
+        global = true,
+        env = "CGSCOPE_PROC_ROOT",
+        default_value = "/proc"
+    )]
     pub proc_root: PathBuf,
     /// File holding the machine id; an empty value skips it.
-    #[arg(long, global = true, env = "CGSCOPE_MACHINE_ID_FILE", default_value = "/etc/machine-id")]
+    #[arg(long, global = true, env = "CGSCOPE_MACHINE_ID_FILE", default_value = "/etc/machine-id", value_parser = clap::builder::TypedValueParser::map(clap::builder::OsStringValueParser::new(), PathBuf::from))]
     pub machine_id_file: PathBuf,
 }
 

@@ -172,7 +172,10 @@ mod tests {
         assert!(reader.read(&dir.path().join("nope")).unwrap().is_none());
         let big = "x".repeat(100_000);
         std::fs::write(dir.path().join("big"), &big).unwrap();
-        assert_eq!(reader.read(&dir.path().join("big")).unwrap().unwrap().len(), 100_000);
+        assert_eq!(
+            reader.read(&dir.path().join("big")).unwrap().unwrap().len(),
+            100_000
+        );
     }
 
     #[test]
@@ -186,6 +189,9 @@ mod tests {
             dst.path().join("cgroup"),
         )]));
         reader.read(&src.path().join("a/b/f")).unwrap();
-        assert_eq!(std::fs::read_to_string(dst.path().join("cgroup/a/b/f")).unwrap(), "42\n");
+        assert_eq!(
+            std::fs::read_to_string(dst.path().join("cgroup/a/b/f")).unwrap(),
+            "42\n"
+        );
     }
 }

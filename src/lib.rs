@@ -5,6 +5,8 @@
 //! (one sweep: a `model::Snapshot`) -> `export` (pure renderers) -> `commands` (wiring).
 //! Upstream stages never call downstream ones; `cgroupfs` never learns what a container is.
 
+#![forbid(unsafe_code)]
+
 pub mod cgroupfs;
 pub mod cli;
 pub mod commands;

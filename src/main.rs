@@ -1,6 +1,8 @@
 //! The `cgscope` binary: parses flags, sets up logging, runs one command, maps errors to a
 //! message and a non-zero exit code. All work lives in the library.
 
+#![forbid(unsafe_code)]
+
 use cgscope::cli::{Cli, Command};
 use cgscope::commands;
 use clap::Parser;

@@ -49,7 +49,11 @@ impl Scanner {
         )
     }
 
-    fn with_readers(roots: &Roots, cg: FileReader, proc: FileReader) -> Result<Self, cgroupfs::Error> {
+    fn with_readers(
+        roots: &Roots,
+        cg: FileReader,
+        proc: FileReader,
+    ) -> Result<Self, cgroupfs::Error> {
         Ok(Scanner {
             cgroups: CgroupFs::with_reader(&roots.cgroup_root, cg)?,
             proc: ProcFs::new(&roots.proc_root, roots.machine_id_file.as_deref(), proc),
@@ -62,8 +66,16 @@ impl Scanner {
 
     /// Files that could not be written by the capture recorders.
     pub fn capture_failures(self) -> u64 {
-        let a = self.cgroups.into_reader().recorder().map_or(0, Recorder::failures);
-        let b = self.proc.into_reader().recorder().map_or(0, Recorder::failures);
+        let a = self
+            .cgroups
+            .into_reader()
+            .recorder()
+            .map_or(0, Recorder::failures);
+        let b = self
+            .proc
+            .into_reader()
+            .recorder()
+            .map_or(0, Recorder::failures);
         a + b
     }
 

@@ -5,6 +5,8 @@ mod support;
 
 // Golden snapshots of every fixture scenario, and capture/replay round trips.
 mod scenarios;
+// Property tests over every parser, and garbage fed through the whole reader.
+mod parsers;
 // Real cgroup v1 on this host: own cgroups, real workloads, asserted through the library.
 mod real_v1;
 // Real cgroup v2: a qemu VM with a v2-only kernel runs workloads and cgscope snapshot.

@@ -23,7 +23,10 @@ fn scenarios() -> Vec<std::path::PathBuf> {
         .filter(|p| p.join("cgroup").is_dir())
         .collect();
     dirs.sort();
-    assert!(dirs.len() >= 3, "expected at least the v1, v2 and hybrid scenarios");
+    assert!(
+        dirs.len() >= 3,
+        "expected at least the v1, v2 and hybrid scenarios"
+    );
     dirs
 }
 
@@ -32,8 +35,16 @@ fn every_scenario_matches_its_golden_snapshot() {
     for dir in scenarios() {
         let mut scanner = Scanner::open(&roots_of(&dir)).unwrap();
         let snapshot = scanner.sweep(0);
-        assert!(snapshot.read_errors.is_empty(), "{}: {:?}", dir.display(), snapshot.read_errors);
-        assert_golden(&dir.join("expected/snapshot.json"), &snapshot_json::render(&snapshot));
+        assert!(
+            snapshot.read_errors.is_empty(),
+            "{}: {:?}",
+            dir.display(),
+            snapshot.read_errors
+        );
+        assert_golden(
+            &dir.join("expected/snapshot.json"),
+            &snapshot_json::render(&snapshot),
+        );
     }
 }
 

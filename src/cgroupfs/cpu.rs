@@ -87,8 +87,18 @@ pub(super) fn read_v1(
     if let Some(dir) = cpuacct {
         out.usage_ns = ctx.with(Controller::Cpu, dir, "cpuacct.usage", format::single_u64);
         // cpuacct.usage_user/_sys (4.6+) are in ns; older kernels only have cpuacct.stat ticks.
-        out.user_ns = ctx.with(Controller::Cpu, dir, "cpuacct.usage_user", format::single_u64);
-        out.system_ns = ctx.with(Controller::Cpu, dir, "cpuacct.usage_sys", format::single_u64);
+        out.user_ns = ctx.with(
+            Controller::Cpu,
+            dir,
+            "cpuacct.usage_user",
+            format::single_u64,
+        );
+        out.system_ns = ctx.with(
+            Controller::Cpu,
+            dir,
+            "cpuacct.usage_sys",
+            format::single_u64,
+        );
         if out.user_ns.is_none() || out.system_ns.is_none() {
             let ticks = ctx.with_partial(Controller::Cpu, dir, "cpuacct.stat", |b| {
                 fold_flat_keyed(b, |s: &mut V1CpuacctStat, k, v| match k {
@@ -103,8 +113,12 @@ pub(super) fn read_v1(
                 out.system_ns = out.system_ns.or(to_ns(t.system_ticks));
             }
         }
-        out.per_cpu_usage_ns =
-            ctx.with(Controller::Cpu, dir, "cpuacct.usage_percpu", format::u64_list);
+        out.per_cpu_usage_ns = ctx.with(
+            Controller::Cpu,
+            dir,
+            "cpuacct.usage_percpu",
+            format::u64_list,
+        );
     }
     if let Some(dir) = cpu {
         if let Some(stat) = ctx.with_partial(Controller::Cpu, dir, "cpu.stat", |b| {
@@ -120,16 +134,28 @@ pub(super) fn read_v1(
             out.throttled_ns = stat.throttled_ns;
         }
         out.quota_us = ctx
-            .with(Controller::Cpu, dir, "cpu.cfs_quota_us", format::signed_limit)
+            .with(
+                Controller::Cpu,
+                dir,
+                "cpu.cfs_quota_us",
+                format::signed_limit,
+            )
             .flatten();
-        out.period_us = ctx.with(Controller::Cpu, dir, "cpu.cfs_period_us", format::single_u64);
+        out.period_us = ctx.with(
+            Controller::Cpu,
+            dir,
+            "cpu.cfs_period_us",
+            format::single_u64,
+        );
         out.shares = ctx.with(Controller::Cpu, dir, "cpu.shares", format::single_u64);
     }
     // Hybrid hosts: the unified tree keeps per-cgroup cpu.stat even with no v2 controllers.
     // Use it only where v1 cpuacct gave nothing (cpuacct is the finer source).
     if let Some(dir) = unified {
         if out.usage_ns.is_none() {
-            if let Some(stat) = ctx.with_partial(Controller::Cpu, dir, "cpu.stat", parse_v2_cpu_stat) {
+            if let Some(stat) =
+                ctx.with_partial(Controller::Cpu, dir, "cpu.stat", parse_v2_cpu_stat)
+            {
                 out.usage_ns = us_to_ns(stat.usage_us);
                 out.user_ns = out.user_ns.or(us_to_ns(stat.user_us));
                 out.system_ns = out.system_ns.or(us_to_ns(stat.system_us));

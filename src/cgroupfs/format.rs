@@ -319,7 +319,10 @@ mod tests {
     #[test]
     fn cpu_max_quota_may_be_max() {
         assert_eq!(cpu_max(b"max 100000\n"), Ok((None, Some(100_000))));
-        assert_eq!(cpu_max(b"50000 100000\n"), Ok((Some(50_000), Some(100_000))));
+        assert_eq!(
+            cpu_max(b"50000 100000\n"),
+            Ok((Some(50_000), Some(100_000)))
+        );
         assert_eq!(cpu_max(b"50000\n"), Ok((Some(50_000), None)));
         assert_eq!(cpu_max(b"1 2 3"), Err(ParseError::Malformed));
     }
@@ -333,7 +336,10 @@ mod tests {
     #[test]
     fn overflowing_numbers_are_rejected() {
         assert_eq!(single_u64(b"18446744073709551615"), Ok(u64::MAX));
-        assert_eq!(single_u64(b"18446744073709551616"), Err(ParseError::NotANumber));
+        assert_eq!(
+            single_u64(b"18446744073709551616"),
+            Err(ParseError::NotANumber)
+        );
     }
 
     #[test]
@@ -350,7 +356,10 @@ mod tests {
         let line = b"259:1048575 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=0 dios=0 cost.vrate=100.00";
         let got = io_stat_line(line).unwrap();
         assert_eq!((got.major, got.minor), (259, 1_048_575));
-        assert_eq!((got.rbytes, got.wbytes, got.rios, got.wios), (Some(1), Some(2), Some(3), Some(4)));
+        assert_eq!(
+            (got.rbytes, got.wbytes, got.rios, got.wios),
+            (Some(1), Some(2), Some(3), Some(4))
+        );
         let missing = io_stat_line(b"8:0 rbytes=5").unwrap();
         assert_eq!(missing.wbytes, None);
         assert!(io_stat_line(b"8:0 rbytes").is_err());
@@ -360,14 +369,21 @@ mod tests {
     #[test]
     fn blkio_total_line_is_skipped() {
         assert_eq!(blkio_line(b"Total 0"), Ok(None));
-        assert_eq!(blkio_line(b"8:0 Read 4096"), Ok(Some((8, 0, BlkioOp::Read, 4096))));
-        assert_eq!(blkio_line(b"8:0 Sync 1"), Ok(Some((8, 0, BlkioOp::Other, 1))));
+        assert_eq!(
+            blkio_line(b"8:0 Read 4096"),
+            Ok(Some((8, 0, BlkioOp::Read, 4096)))
+        );
+        assert_eq!(
+            blkio_line(b"8:0 Sync 1"),
+            Ok(Some((8, 0, BlkioOp::Other, 1)))
+        );
         assert!(blkio_line(b"8:0 Read").is_err());
     }
 
     #[test]
     fn psi_lines_parse_and_need_all_keys() {
-        let (kind, line) = psi_line(b"some avg10=12.13 avg60=2.19 avg300=0.45 total=2639457").unwrap();
+        let (kind, line) =
+            psi_line(b"some avg10=12.13 avg60=2.19 avg300=0.45 total=2639457").unwrap();
         assert_eq!(kind, PsiKind::Some);
         assert!((line.avg10 - 12.13).abs() < 1e-9);
         assert_eq!(line.total_us, 2_639_457);

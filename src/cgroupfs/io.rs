@@ -6,8 +6,15 @@ use super::{format, Controller, Ctx};
 use crate::model::{IoDeviceStats, IoStats};
 use std::path::Path;
 
-fn device<'a>(devices: &'a mut Vec<IoDeviceStats>, major: u64, minor: u64) -> &'a mut IoDeviceStats {
-    let idx = match devices.iter().position(|d| d.major == major && d.minor == minor) {
+fn device<'a>(
+    devices: &'a mut Vec<IoDeviceStats>,
+    major: u64,
+    minor: u64,
+) -> &'a mut IoDeviceStats {
+    let idx = match devices
+        .iter()
+        .position(|d| d.major == major && d.minor == minor)
+    {
         Some(i) => i,
         None => {
             devices.push(IoDeviceStats {
@@ -54,7 +61,11 @@ enum Unit {
     Ops,
 }
 
-fn fold_blkio(devices: &mut Vec<IoDeviceStats>, bytes: &[u8], unit: Unit) -> Option<format::ParseError> {
+fn fold_blkio(
+    devices: &mut Vec<IoDeviceStats>,
+    bytes: &[u8],
+    unit: Unit,
+) -> Option<format::ParseError> {
     let mut first_err = None;
     for line in format::lines(bytes) {
         match format::blkio_line(line) {
@@ -82,8 +93,16 @@ pub(super) fn read_v1(ctx: &mut Ctx<'_>, dir: &Path) -> Option<IoStats> {
     let before = ctx.found;
     let mut devices = Vec::new();
     for (recursive, flat, unit) in [
-        ("blkio.throttle.io_service_bytes_recursive", "blkio.throttle.io_service_bytes", Unit::Bytes),
-        ("blkio.throttle.io_serviced_recursive", "blkio.throttle.io_serviced", Unit::Ops),
+        (
+            "blkio.throttle.io_service_bytes_recursive",
+            "blkio.throttle.io_service_bytes",
+            Unit::Bytes,
+        ),
+        (
+            "blkio.throttle.io_serviced_recursive",
+            "blkio.throttle.io_serviced",
+            Unit::Ops,
+        ),
     ] {
         let mut read_one = |ctx: &mut Ctx<'_>, file: &'static str| {
             ctx.with_partial(Controller::Io, dir, file, |b| {

@@ -25,17 +25,23 @@ impl V1Dirs {
     /// Every distinct controller directory, in a fixed order.
     pub fn all(&self) -> impl Iterator<Item = &PathBuf> {
         let mut seen: Vec<&PathBuf> = Vec::with_capacity(5);
-        [&self.pids, &self.cpu, &self.cpuacct, &self.memory, &self.blkio]
-            .into_iter()
-            .flatten()
-            .filter(move |d| {
-                if seen.contains(d) {
-                    false
-                } else {
-                    seen.push(d);
-                    true
-                }
-            })
+        [
+            &self.pids,
+            &self.cpu,
+            &self.cpuacct,
+            &self.memory,
+            &self.blkio,
+        ]
+        .into_iter()
+        .flatten()
+        .filter(move |d| {
+            if seen.contains(d) {
+                false
+            } else {
+                seen.push(d);
+                true
+            }
+        })
     }
 }
 
@@ -183,7 +189,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = Layout::detect(dir.path()).unwrap_err().to_string();
         assert!(err.contains("no cgroup hierarchy"), "{err}");
-        let err = Layout::detect(&dir.path().join("nope")).unwrap_err().to_string();
+        let err = Layout::detect(&dir.path().join("nope"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("cannot read"), "{err}");
     }
 }

@@ -26,16 +26,46 @@ fn working_set(usage: Option<u64>, inactive_file: Option<u64>) -> Option<u64> {
 
 pub(super) fn read_v1(ctx: &mut Ctx<'_>, dir: &Path) -> Option<MemoryStats> {
     let before = ctx.found;
-    let usage = ctx.with(Controller::Memory, dir, "memory.usage_in_bytes", format::single_u64);
+    let usage = ctx.with(
+        Controller::Memory,
+        dir,
+        "memory.usage_in_bytes",
+        format::single_u64,
+    );
     let limit = ctx
-        .with(Controller::Memory, dir, "memory.limit_in_bytes", format::v1_memory_limit)
+        .with(
+            Controller::Memory,
+            dir,
+            "memory.limit_in_bytes",
+            format::v1_memory_limit,
+        )
         .flatten();
-    let max_usage = ctx.with(Controller::Memory, dir, "memory.max_usage_in_bytes", format::single_u64);
-    let failcnt = ctx.with(Controller::Memory, dir, "memory.failcnt", format::single_u64);
+    let max_usage = ctx.with(
+        Controller::Memory,
+        dir,
+        "memory.max_usage_in_bytes",
+        format::single_u64,
+    );
+    let failcnt = ctx.with(
+        Controller::Memory,
+        dir,
+        "memory.failcnt",
+        format::single_u64,
+    );
     let memsw_limit = ctx
-        .with(Controller::Memory, dir, "memory.memsw.limit_in_bytes", format::v1_memory_limit)
+        .with(
+            Controller::Memory,
+            dir,
+            "memory.memsw.limit_in_bytes",
+            format::v1_memory_limit,
+        )
         .flatten();
-    let kmem = ctx.with(Controller::Memory, dir, "memory.kmem.usage_in_bytes", format::single_u64);
+    let kmem = ctx.with(
+        Controller::Memory,
+        dir,
+        "memory.kmem.usage_in_bytes",
+        format::single_u64,
+    );
     let stat = ctx.with_partial(Controller::Memory, dir, "memory.stat", |b| {
         // The total_* keys include descendants, matching usage_in_bytes (always hierarchical).
         fold_flat_keyed(b, |s: &mut StatKeys, k, v| match k {
@@ -93,14 +123,29 @@ pub(super) fn read_v1(ctx: &mut Ctx<'_>, dir: &Path) -> Option<MemoryStats> {
 pub(super) fn read_v2(ctx: &mut Ctx<'_>, dir: &Path) -> Option<MemoryStats> {
     let before = ctx.found;
     // The root cgroup has no memory.current/max/events (seen on 6.1): those stay None.
-    let usage = ctx.with(Controller::Memory, dir, "memory.current", format::single_u64);
+    let usage = ctx.with(
+        Controller::Memory,
+        dir,
+        "memory.current",
+        format::single_u64,
+    );
     let limit = ctx
         .with(Controller::Memory, dir, "memory.max", format::single_limit)
         .flatten();
     let peak = ctx.with(Controller::Memory, dir, "memory.peak", format::single_u64);
-    let swap = ctx.with(Controller::Memory, dir, "memory.swap.current", format::single_u64);
+    let swap = ctx.with(
+        Controller::Memory,
+        dir,
+        "memory.swap.current",
+        format::single_u64,
+    );
     let swap_limit = ctx
-        .with(Controller::Memory, dir, "memory.swap.max", format::single_limit)
+        .with(
+            Controller::Memory,
+            dir,
+            "memory.swap.max",
+            format::single_limit,
+        )
         .flatten();
     let stat = ctx.with_partial(Controller::Memory, dir, "memory.stat", |b| {
         fold_flat_keyed(b, |s: &mut StatKeys, k, v| match k {

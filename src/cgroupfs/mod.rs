@@ -67,7 +67,13 @@ pub struct ReadErrors {
 }
 
 impl ReadErrors {
-    fn record(&mut self, controller: Controller, file: &'static str, path: &Path, why: &dyn std::fmt::Display) {
+    fn record(
+        &mut self,
+        controller: Controller,
+        file: &'static str,
+        path: &Path,
+        why: &dyn std::fmt::Display,
+    ) {
         *self.counts.entry(controller.as_str()).or_insert(0) += 1;
         if self.warned.insert((controller, file)) {
             tracing::warn!(
@@ -81,7 +87,10 @@ impl ReadErrors {
 
     /// Error counts per controller since the reader was opened.
     pub fn counts(&self) -> BTreeMap<String, u64> {
-        self.counts.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+        self.counts
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect()
     }
 }
 
@@ -186,7 +195,10 @@ impl CgroupFs {
                 let (processes, member_pids) = members;
                 let stats = CgroupStats {
                     cpu: cpu::read_v1(&mut ctx, v1.cpu.as_deref(), v1.cpuacct.as_deref(), unified),
-                    memory: v1.memory.as_deref().and_then(|d| memory::read_v1(&mut ctx, d)),
+                    memory: v1
+                        .memory
+                        .as_deref()
+                        .and_then(|d| memory::read_v1(&mut ctx, d)),
                     pids: v1.pids.as_deref().and_then(|d| pids::read(&mut ctx, d)),
                     io: v1.blkio.as_deref().and_then(|d| io::read_v1(&mut ctx, d)),
                     pressure: unified.and_then(|d| pressure::read(&mut ctx, d)),
@@ -207,7 +219,11 @@ impl CgroupFs {
 const MEMBER_PIDS_KEPT: usize = 3;
 
 /// Counts members from `cgroup.procs` and the thread list file, and keeps a few member pids.
-fn read_members(ctx: &mut Ctx<'_>, dir: &Path, threads_file: &'static str) -> (Option<ProcessCounts>, Vec<u64>) {
+fn read_members(
+    ctx: &mut Ctx<'_>,
+    dir: &Path,
+    threads_file: &'static str,
+) -> (Option<ProcessCounts>, Vec<u64>) {
     let procs = ctx.with(Controller::Cgroup, dir, "cgroup.procs", |b| {
         let pids: Vec<u64> = format::lines(b)
             .filter_map(|l| format::parse_u64(l).ok())
@@ -218,7 +234,9 @@ fn read_members(ctx: &mut Ctx<'_>, dir: &Path, threads_file: &'static str) -> (O
     let Some((processes, pids)) = procs else {
         return (None, Vec::new());
     };
-    let threads = ctx.with(Controller::Cgroup, dir, threads_file, |b| Ok(format::count_lines(b)));
+    let threads = ctx.with(Controller::Cgroup, dir, threads_file, |b| {
+        Ok(format::count_lines(b))
+    });
     (Some(ProcessCounts { processes, threads }), pids)
 }
 

@@ -8,7 +8,10 @@ use std::path::Path;
 pub fn run(roots: &Roots, dir: &Path) -> anyhow::Result<()> {
     if let Ok(mut entries) = std::fs::read_dir(dir) {
         if entries.next().is_some() {
-            bail!("{} is not empty; capture into a new directory", dir.display());
+            bail!(
+                "{} is not empty; capture into a new directory",
+                dir.display()
+            );
         }
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -17,7 +20,10 @@ pub fn run(roots: &Roots, dir: &Path) -> anyhow::Result<()> {
     let layout = snapshot.machine.cgroup_layout;
     let failures = scanner.capture_failures();
     if failures > 0 {
-        bail!("{failures} files could not be written under {}", dir.display());
+        bail!(
+            "{failures} files could not be written under {}",
+            dir.display()
+        );
     }
     let readme = format!(
         "Captured by `cgscope capture` {} from cgroup root {} and proc root {}.\n\

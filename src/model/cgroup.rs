@@ -78,7 +78,10 @@ mod tests {
     #[test]
     fn relative_paths_are_normalised_and_cannot_escape_the_tree() {
         assert_eq!(CgroupPath::from_relative("").as_str(), "/");
-        assert_eq!(CgroupPath::from_relative("docker//abc/").as_str(), "/docker/abc");
+        assert_eq!(
+            CgroupPath::from_relative("docker//abc/").as_str(),
+            "/docker/abc"
+        );
         assert_eq!(CgroupPath::from_relative("../../etc").as_str(), "/etc");
         assert_eq!(CgroupPath::from_relative("/a/./b").relative(), "a/b");
     }

@@ -217,7 +217,10 @@ mod tests {
         let text = b"major minor  #blocks  name\n\n 254        0  268435456 vda\n 259  1048575  10 nvme9n1p9\n";
         let names = parse_partitions(text);
         assert_eq!(names.get(&(254, 0)).map(String::as_str), Some("vda"));
-        assert_eq!(names.get(&(259, 1_048_575)).map(String::as_str), Some("nvme9n1p9"));
+        assert_eq!(
+            names.get(&(259, 1_048_575)).map(String::as_str),
+            Some("nvme9n1p9")
+        );
         assert_eq!(names.len(), 2);
     }
 }

@@ -49,8 +49,12 @@ pub fn assert_golden(path: &Path, actual: &str) {
         std::fs::write(path, actual).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read golden {}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
+    let expected = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read golden {}: {e} (UPDATE_GOLDEN=1 writes it)",
+            path.display()
+        )
+    });
     if expected == actual {
         return;
     }
