@@ -12,6 +12,7 @@ pub mod cli;
 pub mod commands;
 pub mod export;
 pub mod files;
+pub mod identity;
 pub mod model;
 pub mod proc;
 pub mod scan;

@@ -7,6 +7,8 @@ mod support;
 mod scenarios;
 // Property tests over every parser, and garbage fed through the whole reader.
 mod parsers;
+// Path rules: dozens of real-world cgroup paths, matching and not matching.
+mod identity_rules;
 // Real cgroup v1 on this host: own cgroups, real workloads, asserted through the library.
 mod real_v1;
 // Real cgroup v2: a qemu VM with a v2-only kernel runs workloads and cgscope snapshot.

@@ -2,6 +2,7 @@
 //! Plain data only: no I/O, no async, nothing about how a value was read.
 
 pub mod cgroup;
+pub mod container;
 pub mod machine;
 pub mod snapshot;
 pub mod stats;

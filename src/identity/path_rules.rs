@@ -1,0 +1,1 @@
+//! Path rules (being written).

@@ -1,0 +1,1 @@
+//! Container identity types (being written).

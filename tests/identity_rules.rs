@@ -1,0 +1,1 @@
+//! Path rules table test (being written).
