@@ -1,0 +1,23 @@
+//! Fuzzes every kernel-format parser with the same input: none may panic.
+#![no_main]
+
+use cgscope::cgroupfs::format;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = format::single_u64(data);
+    let _ = format::single_limit(data);
+    let _ = format::v1_memory_limit(data);
+    let _ = format::signed_limit(data);
+    let _ = format::cpu_max(data);
+    let _ = format::u64_list(data);
+    let _ = format::count_lines(data);
+    let _ = format::flat_keyed(data).count();
+    for line in format::lines(data) {
+        let _ = format::device_number(line);
+        let _ = format::io_stat_line(line);
+        let _ = format::blkio_line(line);
+        let _ = format::psi_line(line);
+    }
+    let _ = cgscope::proc::parse_partitions(data);
+});
