@@ -4,6 +4,7 @@
 pub mod cgroup;
 pub mod container;
 pub mod machine;
+pub mod metadata;
 pub mod snapshot;
 pub mod stats;
 

@@ -1,0 +1,169 @@
+//! containerd client over its gRPC API: lists containers in every namespace (`k8s.io`,
+//! `moby`, `default`, ...) with labels, image and the cgroup path from the OCI spec, and
+//! follows the events service. Never reads cgroup files.
+
+use super::store::MetadataStore;
+use super::RuntimeError;
+use crate::model::metadata::{ContainerMeta, KubernetesNames, MetadataSource};
+use containerd_client::services::v1::containers_client::ContainersClient;
+use containerd_client::services::v1::events_client::EventsClient;
+use containerd_client::services::v1::namespaces_client::NamespacesClient;
+use containerd_client::services::v1::{ListContainersRequest, ListNamespacesRequest, SubscribeRequest};
+use containerd_client::tonic::metadata::MetadataValue;
+use containerd_client::tonic::transport::Channel;
+use containerd_client::tonic::Request;
+use futures_util::StreamExt;
+use std::path::Path;
+use std::time::Duration;
+
+const SOURCE: MetadataSource = MetadataSource::Containerd;
+
+/// A connected containerd client that counts its calls in the store.
+pub struct ContainerdClient {
+    channel: Channel,
+    store: MetadataStore,
+}
+
+fn status(e: containerd_client::tonic::Status) -> RuntimeError {
+    RuntimeError::Protocol {
+        runtime: SOURCE,
+        detail: format!("{}: {}", e.code(), e.message()),
+    }
+}
+
+impl ContainerdClient {
+    /// Connects to the socket (the gRPC channel is lazy: the first call proves it).
+    pub async fn connect(socket: &Path, store: &MetadataStore) -> Result<Self, RuntimeError> {
+        let channel = containerd_client::connect(socket)
+            .await
+            .map_err(|e| RuntimeError::Unreachable {
+                runtime: SOURCE,
+                detail: e.to_string(),
+            })?;
+        Ok(ContainerdClient {
+            channel,
+            store: store.clone(),
+        })
+    }
+
+    /// Lists all namespaces and their containers and replaces the store's containerd entries.
+    pub async fn resync(&self) -> Result<usize, RuntimeError> {
+        self.store.source(SOURCE).count_call();
+        let namespaces = NamespacesClient::new(self.channel.clone())
+            .list(ListNamespacesRequest::default())
+            .await
+            .map_err(status)?
+            .into_inner()
+            .namespaces;
+        let mut out = Vec::new();
+        for ns in namespaces {
+            // Namespace names are plain ASCII by containerd's rules; skip any that are not
+            // rather than fail the resync.
+            let Ok(value) = MetadataValue::try_from(ns.name.as_str()) else {
+                continue;
+            };
+            let mut req = Request::new(ListContainersRequest::default());
+            req.metadata_mut().insert("containerd-namespace", value);
+            self.store.source(SOURCE).count_call();
+            let containers = ContainersClient::new(self.channel.clone())
+                .list(req)
+                .await
+                .map_err(status)?
+                .into_inner()
+                .containers;
+            for c in containers {
+                let labels = c.labels.into_iter().collect();
+                let cgroup_path = c
+                    .spec
+                    .as_ref()
+                    .and_then(|any| serde_json::from_slice::<serde_json::Value>(&any.value).ok())
+                    .and_then(|spec| {
+                        spec.pointer("/linux/cgroupsPath")
+                            .and_then(|p| p.as_str())
+                            .map(str::to_owned)
+                    });
+                let kubernetes = KubernetesNames::from_labels(&labels);
+                let name = kubernetes
+                    .as_ref()
+                    .and_then(|k| k.container.clone())
+                    .or_else(|| labels.get("nerdctl/name").cloned());
+                out.push(ContainerMeta {
+                    id: c.id,
+                    name,
+                    image: (!c.image.is_empty()).then_some(c.image),
+                    image_id: None,
+                    labels,
+                    created_unix_s: c.created_at.map(|t| t.seconds),
+                    started_unix_s: None,
+                    restart_count: None,
+                    namespace: Some(ns.name.clone()),
+                    cgroup_path,
+                    kubernetes,
+                });
+            }
+        }
+        // Docker's own containers also live in containerd (namespace `moby`); the Docker
+        // client describes them better, so keep only what Docker does not.
+        let n = out.len();
+        self.store.replace_all(SOURCE, out);
+        Ok(n)
+    }
+
+    /// Follows container events and resyncs on each one (a namespace list is cheap and
+    /// keeps create/update/delete handling in one place), plus every `resync`.
+    pub async fn follow(&self, resync: Duration) -> Result<(), RuntimeError> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(), RuntimeError>>(16);
+        let channel = self.channel.clone();
+        let store = self.store.clone();
+        // containerd sends the subscribe response headers only with the first event, so the
+        // call blocks until something happens: it must live in its own task.
+        let subscriber = tokio::spawn(async move {
+            store.source(SOURCE).count_call();
+            let req = SubscribeRequest {
+                filters: vec![r#"topic~="/containers/""#.to_owned()],
+            };
+            let stream = EventsClient::new(channel).subscribe(req).await;
+            let mut stream = match stream {
+                Ok(s) => s.into_inner(),
+                Err(e) => {
+                    let _ = tx.send(Err(status(e))).await;
+                    return;
+                }
+            };
+            while let Some(item) = stream.next().await {
+                let sent = tx.send(item.map(|_| ()).map_err(status)).await;
+                if sent.is_err() {
+                    return;
+                }
+            }
+            let _ = tx
+                .send(Err(RuntimeError::Unreachable {
+                    runtime: SOURCE,
+                    detail: "events stream ended".into(),
+                }))
+                .await;
+        });
+        let mut tick = tokio::time::interval(resync);
+        tick.tick().await;
+        let result = loop {
+            tokio::select! {
+                event = rx.recv() => match event {
+                    Some(Ok(())) => {
+                        if let Err(e) = self.resync().await {
+                            break Err(e);
+                        }
+                    }
+                    Some(Err(e)) => break Err(e),
+                    None => break Ok(()),
+                },
+                _ = tick.tick() => {
+                    if let Err(e) = self.resync().await {
+                        break Err(e);
+                    }
+                }
+            }
+        };
+        subscriber.abort();
+        result
+    }
+}
