@@ -1,6 +1,7 @@
 //! Command-line flags, exactly as typed (clap derive). Every flag can also be set from the
 //! environment (`CGSCOPE_*`). The only module that knows about argv and env.
 
+use crate::identity::watch::RuntimeSockets;
 use crate::scan::Roots;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -11,6 +12,8 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(flatten)]
     pub roots: RootArgs,
+    #[command(flatten)]
+    pub runtimes: RuntimeArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -47,6 +50,35 @@ impl RootArgs {
             proc_root: self.proc_root.clone(),
             machine_id_file: (!self.machine_id_file.as_os_str().is_empty())
                 .then(|| self.machine_id_file.clone()),
+        }
+    }
+}
+
+/// Where container metadata comes from.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RuntimeArgs {
+    /// Docker Engine API socket; an empty value disables Docker metadata.
+    #[arg(long, global = true, env = "CGSCOPE_DOCKER_SOCKET", default_value = "/var/run/docker.sock")]
+    pub docker_socket: PathBuf,
+    /// containerd API socket; an empty value disables containerd metadata.
+    #[arg(long, global = true, env = "CGSCOPE_CONTAINERD_SOCKET", default_value = "/run/containerd/containerd.sock")]
+    pub containerd_socket: PathBuf,
+    /// Replay runtime answers recorded by `cgscope capture` (DIR/runtime.json) instead of
+    /// asking the runtimes; for fixtures and bug reports.
+    #[arg(long, global = true, env = "CGSCOPE_RUNTIME_REPLAY")]
+    pub runtime_replay: Option<PathBuf>,
+}
+
+impl RuntimeArgs {
+    /// The sockets to watch (none when replaying).
+    pub fn to_sockets(&self) -> RuntimeSockets {
+        if self.runtime_replay.is_some() {
+            return RuntimeSockets::default();
+        }
+        let some = |p: &PathBuf| (!p.as_os_str().is_empty()).then(|| p.clone());
+        RuntimeSockets {
+            docker: some(&self.docker_socket),
+            containerd: some(&self.containerd_socket),
         }
     }
 }

@@ -19,8 +19,8 @@ fn main() -> ExitCode {
         .init();
     let roots = cli.roots.to_roots();
     let result = match &cli.command {
-        Command::Snapshot { format } => commands::snapshot::run(&roots, *format),
-        Command::Capture { dir } => commands::capture::run(&roots, dir),
+        Command::Snapshot { format } => commands::snapshot::run(&roots, &cli.runtimes, *format),
+        Command::Capture { dir } => commands::capture::run(&roots, &cli.runtimes, dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -101,7 +101,11 @@ impl Scanner {
                 self.proc
                     .network_of(*pid, host_netns.as_deref(), &mut netns_cache)
             });
-            cgroups.push(CgroupSample { path, stats });
+            cgroups.push(CgroupSample {
+                path,
+                identity: None,
+                stats,
+            });
         }
         Snapshot {
             taken_at_unix_ms,

@@ -2,4 +2,5 @@
 //! `anyhow` besides `main.rs`.
 
 pub mod capture;
+mod runtime;
 pub mod snapshot;

@@ -24,3 +24,65 @@ pub enum RuntimeError {
     #[error("{} socket {path} exists but is not a unix socket", runtime.as_str())]
     NotASocket { runtime: MetadataSource, path: std::path::PathBuf },
 }
+
+use crate::model::container::PathIdentity;
+use crate::model::metadata::CgroupIdentity;
+use crate::model::{CgroupPath, Snapshot};
+
+/// Who owns `path`: path rules first; metadata from the store only (no runtime call). A
+/// path no rule knows may still be a container whose runtime reported that exact path.
+pub fn identify(path: &CgroupPath, store: &MetadataStore) -> Option<CgroupIdentity> {
+    match path_rules::identify(path) {
+        Some(PathIdentity::Container(mut c)) => {
+            let found = store.lookup(c.id.as_str());
+            // The Kubernetes cgroupfs driver's paths do not name the runtime; the runtime
+            // that knows the id does.
+            if c.runtime.is_none() {
+                c.runtime = found.as_ref().map(|(source, _)| runtime_of(*source));
+            }
+            let metadata = found.map(|(_, meta)| meta);
+            Some(CgroupIdentity {
+                path: PathIdentity::Container(c),
+                metadata,
+                pod_names: None,
+            })
+        }
+        Some(PathIdentity::Pod(pod)) => {
+            let pod_names = store.pod(pod.uid.as_str());
+            Some(CgroupIdentity {
+                path: PathIdentity::Pod(pod),
+                metadata: None,
+                pod_names,
+            })
+        }
+        None => {
+            let meta = store.by_cgroup_path(path.as_str())?;
+            let runtime = store.lookup(&meta.id).map(|(source, _)| runtime_of(source));
+            Some(CgroupIdentity {
+                path: PathIdentity::Container(crate::model::container::ContainerRef {
+                    runtime,
+                    id: crate::model::container::ContainerId::new(meta.id.clone()),
+                    pod: None,
+                }),
+                metadata: Some(meta),
+                pod_names: None,
+            })
+        }
+    }
+}
+
+fn runtime_of(source: crate::model::metadata::MetadataSource) -> crate::model::container::Runtime {
+    use crate::model::container::Runtime;
+    use crate::model::metadata::MetadataSource;
+    match source {
+        MetadataSource::Docker => Runtime::Docker,
+        MetadataSource::Containerd => Runtime::Containerd,
+    }
+}
+
+/// Fills `identity` on every cgroup of a snapshot.
+pub fn identify_snapshot(snapshot: &mut Snapshot, store: &MetadataStore) {
+    for sample in &mut snapshot.cgroups {
+        sample.identity = identify(&sample.path, store);
+    }
+}

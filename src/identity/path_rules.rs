@@ -36,7 +36,13 @@ const PREFIXES: [(&str, Runtime); 5] = [
 ];
 
 /// Names that sit directly above a bare id without being a containerd namespace.
-const NOT_NAMESPACES: [&str; 5] = ["docker", "kubepods", "burstable", "besteffort", "libpod_parent"];
+const NOT_NAMESPACES: [&str; 5] = [
+    "docker",
+    "kubepods",
+    "burstable",
+    "besteffort",
+    "libpod_parent",
+];
 
 /// systemd unit types: a unit's cgroup is never a containerd namespace, even though unit names
 /// are valid containerd identifiers (`system.slice`, `containerd.service`).
@@ -73,7 +79,7 @@ fn pod_slice(name: &str) -> Option<PodRef> {
 }
 
 fn is_kubepods_slice(stem: &str) -> bool {
-    stem == "kubepods" || stem.ends_with("-kubepods")
+    stem == "kubepods"
 }
 
 /// cgroupfs driver: `kubepods/pod<uid>` (Guaranteed) or `kubepods/<qos>/pod<uid>`.
@@ -152,7 +158,9 @@ fn prefixed_id(stem: &str) -> Option<(Runtime, &str)> {
 
 /// 64 lowercase hex digits: what Docker, containerd (CRI), CRI-O and Podman all generate.
 fn is_container_id(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// A containerd namespace name that nothing else here recognises.

@@ -2,7 +2,7 @@
 //! id, plus per-runtime connection state and API call counts. Runtime watchers write it on
 //! events and resyncs; identifying a cgroup only reads it (zero API calls per tick).
 
-use crate::model::metadata::{ContainerMeta, MetadataSource};
+use crate::model::metadata::{ContainerMeta, KubernetesNames, MetadataSource, RecordedMeta};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -48,6 +48,37 @@ struct Entries {
     by_id: HashMap<String, (MetadataSource, Arc<ContainerMeta>)>,
     /// Ids looked up and not known to any runtime, with when we first missed them.
     misses: HashMap<String, Instant>,
+    /// Pod names by pod uid, from any container of the pod (rebuilt on every write).
+    pods: HashMap<String, KubernetesNames>,
+    /// Container id by the cgroup path its runtime reported (containerd's OCI spec).
+    by_cgroup_path: HashMap<String, String>,
+}
+
+impl Entries {
+    /// Writes are rare (events, resyncs) and reads are per cgroup per tick, so the
+    /// secondary indexes are rebuilt on write.
+    fn reindex(&mut self) {
+        self.pods.clear();
+        self.by_cgroup_path.clear();
+        for (id, (_, meta)) in &self.by_id {
+            if let Some(k) = &meta.kubernetes {
+                if let Some(uid) = &k.pod_uid {
+                    let entry = self.pods.entry(uid.clone()).or_insert_with(|| KubernetesNames {
+                        pod: k.pod.clone(),
+                        namespace: k.namespace.clone(),
+                        container: None,
+                        pod_uid: Some(uid.clone()),
+                        sandbox: false,
+                    });
+                    entry.pod = entry.pod.clone().or_else(|| k.pod.clone());
+                    entry.namespace = entry.namespace.clone().or_else(|| k.namespace.clone());
+                }
+            }
+            if let Some(path) = &meta.cgroup_path {
+                self.by_cgroup_path.insert(path.clone(), id.clone());
+            }
+        }
+    }
 }
 
 /// Docker's own containers also exist in containerd (namespace `moby`) under the same id;
@@ -85,9 +116,14 @@ impl MetadataStore {
     /// Metadata for a container id; `None` when no runtime knows it. A miss is remembered
     /// (negative entry) so callers can tell "unknown" from "not asked yet".
     pub fn get(&self, id: &str) -> Option<Arc<ContainerMeta>> {
+        self.lookup(id).map(|(_, meta)| meta)
+    }
+
+    /// Like [`MetadataStore::get`], also saying which runtime answered.
+    pub fn lookup(&self, id: &str) -> Option<(MetadataSource, Arc<ContainerMeta>)> {
         if let Ok(entries) = self.entries.read() {
-            if let Some((_, meta)) = entries.by_id.get(id) {
-                return Some(Arc::clone(meta));
+            if let Some((source, meta)) = entries.by_id.get(id) {
+                return Some((*source, Arc::clone(meta)));
             }
             if entries.misses.contains_key(id) {
                 return None;
@@ -116,6 +152,7 @@ impl MetadataStore {
                 insert(&mut entries, source, meta);
             }
             entries.misses.retain(|_, t| t.elapsed() < NEGATIVE_TTL);
+            entries.reindex();
         }
     }
 
@@ -123,6 +160,7 @@ impl MetadataStore {
     pub fn upsert(&self, source: MetadataSource, meta: ContainerMeta) {
         if let Ok(mut entries) = self.entries.write() {
             insert(&mut entries, source, meta);
+            entries.reindex();
         }
     }
 
@@ -130,6 +168,50 @@ impl MetadataStore {
     pub fn remove(&self, id: &str) {
         if let Ok(mut entries) = self.entries.write() {
             entries.by_id.remove(id);
+            entries.reindex();
+        }
+    }
+
+    /// Kubernetes pod and namespace of a pod uid (dashed form), from its containers' labels.
+    pub fn pod(&self, uid: &str) -> Option<KubernetesNames> {
+        self.entries.read().ok().and_then(|e| e.pods.get(uid).cloned())
+    }
+
+    /// The container whose runtime put it in cgroup `path`, for paths no rule recognises.
+    pub fn by_cgroup_path(&self, path: &str) -> Option<Arc<ContainerMeta>> {
+        let entries = self.entries.read().ok()?;
+        let id = entries.by_cgroup_path.get(path)?;
+        entries.by_id.get(id).map(|(_, m)| Arc::clone(m))
+    }
+
+    /// Everything known, sorted by id, as `capture` records it.
+    pub fn export(&self) -> Vec<RecordedMeta> {
+        let mut out: Vec<RecordedMeta> = self
+            .entries
+            .read()
+            .map(|e| {
+                e.by_id
+                    .values()
+                    .map(|(source, meta)| RecordedMeta {
+                        source: *source,
+                        container: (**meta).clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort_by(|a, b| a.container.id.cmp(&b.container.id));
+        out
+    }
+
+    /// Loads recorded answers (replaces each source's entries), as tests replay them.
+    pub fn load(&self, recorded: Vec<RecordedMeta>) {
+        for source in [MetadataSource::Docker, MetadataSource::Containerd] {
+            let containers = recorded
+                .iter()
+                .filter(|r| r.source == source)
+                .map(|r| r.container.clone())
+                .collect();
+            self.replace_all(source, containers);
         }
     }
 

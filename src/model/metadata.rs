@@ -100,3 +100,22 @@ mod tests {
         assert!(KubernetesNames::from_labels(&BTreeMap::new()).is_none());
     }
 }
+
+/// Whose cgroup this is: what the path rules say, plus what the runtimes said about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CgroupIdentity {
+    /// Container or pod, with runtime, id and pod uid/QoS as the path tells.
+    #[serde(flatten)]
+    pub path: super::container::PathIdentity,
+    /// Runtime metadata of a container; `None` when no runtime knows it (or is reachable).
+    pub metadata: Option<std::sync::Arc<ContainerMeta>>,
+    /// Kubernetes names of a pod-level cgroup, from any of the pod's containers.
+    pub pod_names: Option<KubernetesNames>,
+}
+
+/// One runtime answer as recorded by `cgscope capture`, replayed by tests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedMeta {
+    pub source: MetadataSource,
+    pub container: ContainerMeta,
+}

@@ -1,6 +1,7 @@
 //! A snapshot: machine info plus one stats record per cgroup, sorted by path.
 //! The order is part of the contract so every exporter's output is deterministic.
 
+use super::metadata::CgroupIdentity;
 use super::{CgroupPath, CgroupStats, MachineInfo};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -10,6 +11,8 @@ use std::collections::BTreeMap;
 pub struct CgroupSample {
     /// Path inside the hierarchy, `/` for the root.
     pub path: CgroupPath,
+    /// The container or pod owning it; `None` for other cgroups (or before identification).
+    pub identity: Option<CgroupIdentity>,
     /// What the kernel reported for it.
     pub stats: CgroupStats,
 }
