@@ -4,6 +4,7 @@
 
 use crate::support::{assert_golden, fixtures_dir};
 use cgscope::export::snapshot_json;
+use cgscope::identity::MetadataStore;
 use cgscope::scan::{Roots, Scanner};
 use std::path::Path;
 
@@ -30,11 +31,22 @@ fn scenarios() -> Vec<std::path::PathBuf> {
     dirs
 }
 
+/// The runtime answers recorded with the capture, when there are any.
+fn recorded_runtime(dir: &Path) -> MetadataStore {
+    let store = MetadataStore::new();
+    let file = dir.join("runtime.json");
+    if file.exists() {
+        store.load(serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap());
+    }
+    store
+}
+
 #[test]
 fn every_scenario_matches_its_golden_snapshot() {
     for dir in scenarios() {
         let mut scanner = Scanner::open(&roots_of(&dir)).unwrap();
-        let snapshot = scanner.sweep(0);
+        let mut snapshot = scanner.sweep(0);
+        cgscope::identity::identify_snapshot(&mut snapshot, &recorded_runtime(&dir));
         assert!(
             snapshot.read_errors.is_empty(),
             "{}: {:?}",
@@ -58,6 +70,39 @@ fn a_capture_replays_to_the_same_snapshot() {
         let replayed = Scanner::open(&roots_of(out.path())).unwrap().sweep(0);
         assert_eq!(original, replayed, "{}", dir.display());
     }
+}
+
+#[test]
+fn recorded_runtime_answers_name_docker_and_kubernetes_containers() {
+    use cgscope::model::container::PathIdentity;
+    let dir = fixtures_dir().join("hybrid-docker-host");
+    let mut snapshot = Scanner::open(&roots_of(&dir)).unwrap().sweep(0);
+    cgscope::identity::identify_snapshot(&mut snapshot, &recorded_runtime(&dir));
+    let names: Vec<(String, Option<String>)> = snapshot
+        .cgroups
+        .iter()
+        .filter_map(|c| {
+            let id = c.identity.as_ref()?;
+            let name = match &id.path {
+                PathIdentity::Container(_) => id.metadata.as_ref().and_then(|m| m.name.clone()),
+                PathIdentity::Pod(_) => id.pod_names.as_ref().and_then(|p| p.pod.clone()),
+            };
+            Some((c.path.to_string(), name))
+        })
+        .collect();
+    let named = |n: &str| names.iter().any(|(_, got)| got.as_deref() == Some(n));
+    assert!(named("fx-burner") && named("fx-sleeper"), "{names:?}");
+    assert!(named("nginx"), "the k8s containerd container is named from its CRI labels: {names:?}");
+    assert!(named("web-0"), "the pod cgroup gets its pod name: {names:?}");
+    let nginx = snapshot
+        .cgroups
+        .iter()
+        .filter_map(|c| c.identity.as_ref()?.metadata.clone())
+        .find(|m| m.name.as_deref() == Some("nginx"))
+        .unwrap();
+    let k8s = nginx.kubernetes.as_ref().unwrap();
+    assert_eq!((k8s.namespace.as_deref(), k8s.pod.as_deref()), (Some("shop"), Some("web-0")));
+    assert_eq!(nginx.labels.get("app.example/odd\"key").map(String::as_str), Some("va\"lue é"), "odd labels kept intact");
 }
 
 #[test]
