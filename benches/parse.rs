@@ -1,6 +1,8 @@
 //! The kernel-format parsers on real captured file contents (from tests/fixtures). Guards
 //! the hot parsing path: no allocation, a few hundred ns per file.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use cgscope::cgroupfs::format;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use std::path::Path;

@@ -1,5 +1,7 @@
 //! The single integration test binary (one link instead of one per file).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 // Shared helpers: fixture paths, golden files, CI gating of real-component tests.
 mod support;
 
@@ -9,6 +11,8 @@ mod scenarios;
 mod parsers;
 // Path rules: dozens of real-world cgroup paths, matching and not matching.
 mod identity_rules;
+// Real Docker and containerd: identity, metadata, events, restarts, zero calls per tick.
+mod real_runtime;
 // Real cgroup v1 on this host: own cgroups, real workloads, asserted through the library.
 mod real_v1;
 // Real cgroup v2: a qemu VM with a v2-only kernel runs workloads and cgscope snapshot.

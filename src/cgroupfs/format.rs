@@ -291,6 +291,15 @@ fn parse_percent(value: &[u8]) -> Result<f64, ParseError> {
     Ok(scaled as f64 / scale as f64)
 }
 
+/// A space-separated list of numbers on one line (v1 `cpuacct.usage_percpu`).
+pub fn u64_list(bytes: &[u8]) -> Result<Vec<u64>, ParseError> {
+    let t = trim(bytes);
+    if t.is_empty() {
+        return Err(ParseError::Empty);
+    }
+    fields(t).map(parse_u64).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,11 +409,3 @@ mod tests {
     }
 }
 
-/// A space-separated list of numbers on one line (v1 `cpuacct.usage_percpu`).
-pub fn u64_list(bytes: &[u8]) -> Result<Vec<u64>, ParseError> {
-    let t = trim(bytes);
-    if t.is_empty() {
-        return Err(ParseError::Empty);
-    }
-    fields(t).map(parse_u64).collect()
-}

@@ -6,11 +6,7 @@ use super::{format, Controller, Ctx};
 use crate::model::{IoDeviceStats, IoStats};
 use std::path::Path;
 
-fn device<'a>(
-    devices: &'a mut Vec<IoDeviceStats>,
-    major: u64,
-    minor: u64,
-) -> &'a mut IoDeviceStats {
+fn device(devices: &mut Vec<IoDeviceStats>, major: u64, minor: u64) -> &mut IoDeviceStats {
     let idx = match devices
         .iter()
         .position(|d| d.major == major && d.minor == minor)

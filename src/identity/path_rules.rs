@@ -79,7 +79,7 @@ fn pod_slice(name: &str) -> Option<PodRef> {
 }
 
 fn is_kubepods_slice(stem: &str) -> bool {
-    stem == "kubepods"
+    stem == "kubepods" || stem.ends_with("-kubepods")
 }
 
 /// cgroupfs driver: `kubepods/pod<uid>` (Guaranteed) or `kubepods/<qos>/pod<uid>`.
