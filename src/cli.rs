@@ -58,10 +58,20 @@ impl RootArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct RuntimeArgs {
     /// Docker Engine API socket; an empty value disables Docker metadata.
-    #[arg(long, global = true, env = "CGSCOPE_DOCKER_SOCKET", default_value = "/var/run/docker.sock")]
+    #[arg(
+        long,
+        global = true,
+        env = "CGSCOPE_DOCKER_SOCKET",
+        default_value = "/var/run/docker.sock"
+    )]
     pub docker_socket: PathBuf,
     /// containerd API socket; an empty value disables containerd metadata.
-    #[arg(long, global = true, env = "CGSCOPE_CONTAINERD_SOCKET", default_value = "/run/containerd/containerd.sock")]
+    #[arg(
+        long,
+        global = true,
+        env = "CGSCOPE_CONTAINERD_SOCKET",
+        default_value = "/run/containerd/containerd.sock"
+    )]
     pub containerd_socket: PathBuf,
     /// Replay runtime answers recorded by `cgscope capture` (DIR/runtime.json) instead of
     /// asking the runtimes; for fixtures and bug reports.

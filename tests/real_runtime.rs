@@ -71,8 +71,12 @@ impl Drop for Cleanup {
                 .args(["-n", "k8s.io", "task", "kill", "-s", "SIGKILL", id])
                 .output();
             std::thread::sleep(Duration::from_millis(300));
-            let _ = Command::new("ctr").args(["-n", "k8s.io", "task", "rm", "-f", id]).output();
-            let _ = Command::new("ctr").args(["-n", "k8s.io", "container", "rm", id]).output();
+            let _ = Command::new("ctr")
+                .args(["-n", "k8s.io", "task", "rm", "-f", id])
+                .output();
+            let _ = Command::new("ctr")
+                .args(["-n", "k8s.io", "container", "rm", id])
+                .output();
         }
     }
 }
@@ -98,7 +102,10 @@ fn host_snapshot(store: &MetadataStore) -> Snapshot {
 fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -114,25 +121,54 @@ fn docker_and_kubernetes_containerd_containers_are_identified_with_their_metadat
     let docker_id = run(
         "docker",
         &[
-            "run", "-d", "--name", &name, "--memory", "48m", "--label", "team=storage",
-            "--label", "note=line1\nline2 \"quoted\" ✓", IMAGE, "/bin/busybox", "sleep", "600",
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--memory",
+            "48m",
+            "--label",
+            "team=storage",
+            "--label",
+            "note=line1\nline2 \"quoted\" ✓",
+            IMAGE,
+            "/bin/busybox",
+            "sleep",
+            "600",
         ],
     );
 
     let pod_uid = "5a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
     let cid = format!("{:x}", 0xc0ffee_u64).repeat(11)[..64].to_owned();
-    let cid = format!("{}{}", &cid[..56], &format!("{:08x}", std::process::id())[..8]);
+    let cid = format!(
+        "{}{}",
+        &cid[..56],
+        &format!("{:08x}", std::process::id())[..8]
+    );
     cleanup.containerd.push(cid.clone());
     let cgroup = format!("/kubepods/besteffort/pod{pod_uid}/{cid}");
     run(
         "ctr",
         &[
-            "-n", "k8s.io", "run", "-d",
-            "--label", "io.kubernetes.pod.name=api-7d9f",
-            "--label", "io.kubernetes.pod.namespace=payments",
-            "--label", &format!("io.kubernetes.pod.uid={pod_uid}"),
-            "--label", "io.kubernetes.container.name=server",
-            "--cgroup", &cgroup, &format!("docker.io/{IMAGE}"), &cid, "/bin/busybox", "sleep", "600",
+            "-n",
+            "k8s.io",
+            "run",
+            "-d",
+            "--label",
+            "io.kubernetes.pod.name=api-7d9f",
+            "--label",
+            "io.kubernetes.pod.namespace=payments",
+            "--label",
+            &format!("io.kubernetes.pod.uid={pod_uid}"),
+            "--label",
+            "io.kubernetes.container.name=server",
+            "--cgroup",
+            &cgroup,
+            &format!("docker.io/{IMAGE}"),
+            &cid,
+            "/bin/busybox",
+            "sleep",
+            "600",
         ],
     );
 
@@ -159,7 +195,10 @@ fn docker_and_kubernetes_containerd_containers_are_identified_with_their_metadat
     );
     assert!(meta.started_unix_s.unwrap() >= meta.created_unix_s.unwrap());
     assert_eq!(meta.restart_count, Some(0));
-    assert_eq!(docker.stats.memory.as_ref().unwrap().limit_bytes, Some(48 << 20));
+    assert_eq!(
+        docker.stats.memory.as_ref().unwrap().limit_bytes,
+        Some(48 << 20)
+    );
 
     let k8s = snapshot
         .cgroups
@@ -174,7 +213,13 @@ fn docker_and_kubernetes_containerd_containers_are_identified_with_their_metadat
         }
         other => panic!("expected a container, got {other:?}"),
     }
-    let names = identity.metadata.as_ref().unwrap().kubernetes.as_ref().unwrap();
+    let names = identity
+        .metadata
+        .as_ref()
+        .unwrap()
+        .kubernetes
+        .as_ref()
+        .unwrap();
     assert_eq!(names.pod.as_deref(), Some("api-7d9f"));
     assert_eq!(names.namespace.as_deref(), Some("payments"));
     assert_eq!(names.container.as_deref(), Some("server"));
@@ -188,18 +233,18 @@ fn docker_and_kubernetes_containerd_containers_are_identified_with_their_metadat
     assert_eq!(pod_names.namespace.as_deref(), Some("payments"));
 }
 
+/// Starts dockerd detached (as .ci/setup does), so it outlives this test process.
 fn start_dockerd() {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open("/var/log/dockerd.log")
+    let status = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "nohup dockerd --containerd={CONTAINERD_SOCKET} >>/var/log/dockerd.log 2>&1 &"
+            ),
+        ])
+        .status()
         .unwrap();
-    Command::new("dockerd")
-        .arg(format!("--containerd={CONTAINERD_SOCKET}"))
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    assert!(status.success());
 }
 
 fn docker_answers() -> bool {
@@ -236,25 +281,58 @@ fn the_watcher_follows_events_survives_a_dockerd_restart_and_makes_no_calls_per_
     let rt = tokio::runtime::Runtime::new().unwrap();
     // A long resync interval, so every change below must come from events.
     let resync = Duration::from_secs(300);
-    rt.spawn(watch(MetadataSource::Docker, DOCKER_SOCKET.into(), store.clone(), resync));
-    rt.spawn(watch(MetadataSource::Containerd, CONTAINERD_SOCKET.into(), store.clone(), resync));
+    rt.spawn(watch(
+        MetadataSource::Docker,
+        DOCKER_SOCKET.into(),
+        store.clone(),
+        resync,
+    ));
+    rt.spawn(watch(
+        MetadataSource::Containerd,
+        CONTAINERD_SOCKET.into(),
+        store.clone(),
+        resync,
+    ));
     let docker = || store.source(MetadataSource::Docker);
-    wait_for("docker connected", Duration::from_secs(10), || docker().connected());
+    wait_for("docker connected", Duration::from_secs(10), || {
+        docker().connected()
+    });
 
     // A container created now arrives through the events stream.
     let name = unique("cgscope-t-watch");
     cleanup.docker.push(name.clone());
-    let id = run("docker", &["run", "-d", "--name", &name, IMAGE, "/bin/busybox", "sleep", "600"]);
-    wait_for("the new container's metadata", Duration::from_secs(5), || {
-        store.get(&id).is_some_and(|m| m.name.as_deref() == Some(name.as_str()))
-    });
+    let id = run(
+        "docker",
+        &[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            IMAGE,
+            "/bin/busybox",
+            "sleep",
+            "600",
+        ],
+    );
+    wait_for(
+        "the new container's metadata",
+        Duration::from_secs(5),
+        || {
+            store
+                .get(&id)
+                .is_some_and(|m| m.name.as_deref() == Some(name.as_str()))
+        },
+    );
 
     // Steady state: identifying cgroups tick after tick asks no runtime anything.
     std::thread::sleep(Duration::from_millis(500));
     let calls_before = docker().api_calls() + store.source(MetadataSource::Containerd).api_calls();
     for _ in 0..20 {
         let snapshot = host_snapshot(&store);
-        assert!(snapshot.cgroups.iter().any(|c| c.path.as_str() == format!("/docker/{id}")));
+        assert!(snapshot
+            .cgroups
+            .iter()
+            .any(|c| c.path.as_str() == format!("/docker/{id}")));
     }
     let calls_after = docker().api_calls() + store.source(MetadataSource::Containerd).api_calls();
     assert_eq!(calls_before, calls_after, "20 ticks made runtime API calls");
@@ -264,9 +342,15 @@ fn the_watcher_follows_events_survives_a_dockerd_restart_and_makes_no_calls_per_
     // closes the events connection: wait for the process itself to be gone.
     run("pkill", &["-TERM", "-x", "dockerd"]);
     wait_for("dockerd to exit", Duration::from_secs(60), || {
-        !Command::new("pgrep").args(["-x", "dockerd"]).status().map(|s| s.success()).unwrap_or(false)
+        !Command::new("pgrep")
+            .args(["-x", "dockerd"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
     });
-    wait_for("docker marked disconnected", Duration::from_secs(5), || !docker().connected());
+    wait_for("docker marked disconnected", Duration::from_secs(5), || {
+        !docker().connected()
+    });
     let snapshot = host_snapshot(&store);
     assert!(!snapshot.cgroups.is_empty());
 
@@ -274,19 +358,29 @@ fn the_watcher_follows_events_survives_a_dockerd_restart_and_makes_no_calls_per_
     start_dockerd();
     wait_for("dockerd back", Duration::from_secs(60), docker_answers);
     let back_at = Instant::now();
-    wait_for("docker reconnected", Duration::from_secs(10), || docker().connected());
-    assert!(back_at.elapsed() < Duration::from_secs(5), "reconnect took {:?}", back_at.elapsed());
+    wait_for("docker reconnected", Duration::from_secs(10), || {
+        docker().connected()
+    });
+    assert!(
+        back_at.elapsed() < Duration::from_secs(5),
+        "reconnect took {:?}",
+        back_at.elapsed()
+    );
     // Without live-restore the container stopped with dockerd; start it again and watch.
     run("docker", &["start", &name]);
-    wait_for("metadata after the restart", Duration::from_secs(10), || {
-        store.get(&id).is_some_and(|m| m.started_unix_s.is_some())
-    });
+    wait_for(
+        "metadata after the restart",
+        Duration::from_secs(10),
+        || store.get(&id).is_some_and(|m| m.started_unix_s.is_some()),
+    );
 
     // Removed: it leaves the cache through the destroy event.
     run("docker", &["rm", "-f", &name]);
-    wait_for("the removed container to be forgotten", Duration::from_secs(5), || {
-        store.get_from(MetadataSource::Docker, &id).is_none()
-    });
+    wait_for(
+        "the removed container to be forgotten",
+        Duration::from_secs(5),
+        || store.get_from(MetadataSource::Docker, &id).is_none(),
+    );
     rt.shutdown_background();
 }
 
@@ -297,11 +391,16 @@ fn a_socket_path_that_is_not_a_socket_is_refused_at_startup() {
         docker: Some(file.path().to_path_buf()),
         containerd: None,
     };
-    let err = cgscope::identity::watch::check_sockets(&sockets).unwrap_err().to_string();
+    let err = cgscope::identity::watch::check_sockets(&sockets)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("not a unix socket"), "{err}");
     let absent = RuntimeSockets {
         docker: Some(Path::new("/nonexistent/docker.sock").to_path_buf()),
         containerd: None,
     };
-    assert!(cgscope::identity::watch::check_sockets(&absent).is_ok(), "absent runtimes may come later");
+    assert!(
+        cgscope::identity::watch::check_sockets(&absent).is_ok(),
+        "absent runtimes may come later"
+    );
 }

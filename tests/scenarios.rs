@@ -92,8 +92,14 @@ fn recorded_runtime_answers_name_docker_and_kubernetes_containers() {
         .collect();
     let named = |n: &str| names.iter().any(|(_, got)| got.as_deref() == Some(n));
     assert!(named("fx-burner") && named("fx-sleeper"), "{names:?}");
-    assert!(named("nginx"), "the k8s containerd container is named from its CRI labels: {names:?}");
-    assert!(named("web-0"), "the pod cgroup gets its pod name: {names:?}");
+    assert!(
+        named("nginx"),
+        "the k8s containerd container is named from its CRI labels: {names:?}"
+    );
+    assert!(
+        named("web-0"),
+        "the pod cgroup gets its pod name: {names:?}"
+    );
     let nginx = snapshot
         .cgroups
         .iter()
@@ -101,8 +107,15 @@ fn recorded_runtime_answers_name_docker_and_kubernetes_containers() {
         .find(|m| m.name.as_deref() == Some("nginx"))
         .unwrap();
     let k8s = nginx.kubernetes.as_ref().unwrap();
-    assert_eq!((k8s.namespace.as_deref(), k8s.pod.as_deref()), (Some("shop"), Some("web-0")));
-    assert_eq!(nginx.labels.get("app.example/odd\"key").map(String::as_str), Some("va\"lue é"), "odd labels kept intact");
+    assert_eq!(
+        (k8s.namespace.as_deref(), k8s.pod.as_deref()),
+        (Some("shop"), Some("web-0"))
+    );
+    assert_eq!(
+        nginx.labels.get("app.example/odd\"key").map(String::as_str),
+        Some("va\"lue é"),
+        "odd labels kept intact"
+    );
 }
 
 #[test]

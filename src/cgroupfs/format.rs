@@ -408,4 +408,3 @@ mod tests {
         assert_eq!(first_u64(b"123\n124\n"), Some(123));
     }
 }
-

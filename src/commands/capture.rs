@@ -19,8 +19,10 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, dir: &Path) -> anyhow::Result<
     let mut scanner = Scanner::recording(roots, dir).context("cannot start the cgroup reader")?;
     let store = super::runtime::load_once(runtimes)?;
     let snapshot = scanner.sweep(now_unix_ms());
-    let recorded = serde_json::to_string_pretty(&store.export()).context("cannot encode runtime answers")?;
-    std::fs::write(dir.join("runtime.json"), recorded + "\n").context("cannot write runtime.json")?;
+    let recorded =
+        serde_json::to_string_pretty(&store.export()).context("cannot encode runtime answers")?;
+    std::fs::write(dir.join("runtime.json"), recorded + "\n")
+        .context("cannot write runtime.json")?;
     let layout = snapshot.machine.cgroup_layout;
     let failures = scanner.capture_failures();
     if failures > 0 {

@@ -8,7 +8,9 @@ use crate::model::metadata::{ContainerMeta, KubernetesNames, MetadataSource};
 use containerd_client::services::v1::containers_client::ContainersClient;
 use containerd_client::services::v1::events_client::EventsClient;
 use containerd_client::services::v1::namespaces_client::NamespacesClient;
-use containerd_client::services::v1::{ListContainersRequest, ListNamespacesRequest, SubscribeRequest};
+use containerd_client::services::v1::{
+    ListContainersRequest, ListNamespacesRequest, SubscribeRequest,
+};
 use containerd_client::tonic::metadata::MetadataValue;
 use containerd_client::tonic::transport::Channel;
 use containerd_client::tonic::Request;
@@ -34,12 +36,13 @@ fn status(e: containerd_client::tonic::Status) -> RuntimeError {
 impl ContainerdClient {
     /// Connects to the socket (the gRPC channel is lazy: the first call proves it).
     pub async fn connect(socket: &Path, store: &MetadataStore) -> Result<Self, RuntimeError> {
-        let channel = containerd_client::connect(socket)
-            .await
-            .map_err(|e| RuntimeError::Unreachable {
-                runtime: SOURCE,
-                detail: e.to_string(),
-            })?;
+        let channel =
+            containerd_client::connect(socket)
+                .await
+                .map_err(|e| RuntimeError::Unreachable {
+                    runtime: SOURCE,
+                    detail: e.to_string(),
+                })?;
         Ok(ContainerdClient {
             channel,
             store: store.clone(),

@@ -31,7 +31,8 @@ impl DockerClient {
         };
         let path = socket.to_string_lossy();
         let docker =
-            Docker::connect_with_unix(&path, REQUEST_TIMEOUT_S, bollard::API_DEFAULT_VERSION).map_err(err)?;
+            Docker::connect_with_unix(&path, REQUEST_TIMEOUT_S, bollard::API_DEFAULT_VERSION)
+                .map_err(err)?;
         store.source(SOURCE).count_call();
         let docker = docker.negotiate_version().await.map_err(err)?;
         Ok(DockerClient {
@@ -111,7 +112,10 @@ impl DockerClient {
         let labels = sorted(config.and_then(|c| c.labels.clone()));
         Ok(ContainerMeta {
             id: c.id.clone().unwrap_or_else(|| id.to_owned()),
-            name: c.name.as_ref().map(|n| n.trim_start_matches('/').to_owned()),
+            name: c
+                .name
+                .as_ref()
+                .map(|n| n.trim_start_matches('/').to_owned()),
             image: config.and_then(|c| c.image.clone()),
             image_id: c.image.clone(),
             kubernetes: KubernetesNames::from_labels(&labels),
@@ -184,7 +188,10 @@ mod tests {
 
     #[test]
     fn docker_timestamps_parse_and_the_zero_time_is_none() {
-        assert_eq!(rfc3339_unix_s("2026-11-27T03:00:12.123456789Z"), Some(1_795_748_412));
+        assert_eq!(
+            rfc3339_unix_s("2026-11-27T03:00:12.123456789Z"),
+            Some(1_795_748_412)
+        );
         assert_eq!(rfc3339_unix_s("0001-01-01T00:00:00Z"), None);
         assert_eq!(rfc3339_unix_s("garbage"), None);
     }

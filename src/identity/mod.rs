@@ -18,11 +18,20 @@ pub use store::MetadataStore;
 #[non_exhaustive]
 pub enum RuntimeError {
     #[error("{} is unreachable: {detail}", runtime.as_str())]
-    Unreachable { runtime: MetadataSource, detail: String },
+    Unreachable {
+        runtime: MetadataSource,
+        detail: String,
+    },
     #[error("{} answered unexpectedly: {detail}", runtime.as_str())]
-    Protocol { runtime: MetadataSource, detail: String },
+    Protocol {
+        runtime: MetadataSource,
+        detail: String,
+    },
     #[error("{} socket {path} exists but is not a unix socket", runtime.as_str())]
-    NotASocket { runtime: MetadataSource, path: std::path::PathBuf },
+    NotASocket {
+        runtime: MetadataSource,
+        path: std::path::PathBuf,
+    },
 }
 
 use crate::model::container::PathIdentity;

@@ -63,13 +63,16 @@ impl Entries {
         for (id, (_, meta)) in &self.by_id {
             if let Some(k) = &meta.kubernetes {
                 if let Some(uid) = &k.pod_uid {
-                    let entry = self.pods.entry(uid.clone()).or_insert_with(|| KubernetesNames {
-                        pod: k.pod.clone(),
-                        namespace: k.namespace.clone(),
-                        container: None,
-                        pod_uid: Some(uid.clone()),
-                        sandbox: false,
-                    });
+                    let entry = self
+                        .pods
+                        .entry(uid.clone())
+                        .or_insert_with(|| KubernetesNames {
+                            pod: k.pod.clone(),
+                            namespace: k.namespace.clone(),
+                            container: None,
+                            pod_uid: Some(uid.clone()),
+                            sandbox: false,
+                        });
                     entry.pod = entry.pod.clone().or_else(|| k.pod.clone());
                     entry.namespace = entry.namespace.clone().or_else(|| k.namespace.clone());
                 }
@@ -85,11 +88,16 @@ impl Entries {
 /// Docker's record has the names and image users know, so it wins over containerd's.
 fn insert(entries: &mut Entries, source: MetadataSource, meta: ContainerMeta) {
     entries.misses.remove(&meta.id);
-    let held_by_docker = matches!(entries.by_id.get(&meta.id), Some((MetadataSource::Docker, _)));
+    let held_by_docker = matches!(
+        entries.by_id.get(&meta.id),
+        Some((MetadataSource::Docker, _))
+    );
     if source == MetadataSource::Containerd && held_by_docker {
         return;
     }
-    entries.by_id.insert(meta.id.clone(), (source, Arc::new(meta)));
+    entries
+        .by_id
+        .insert(meta.id.clone(), (source, Arc::new(meta)));
 }
 
 /// Shared cache of runtime metadata. Cheap to clone (an `Arc` inside).
@@ -130,7 +138,10 @@ impl MetadataStore {
             }
         }
         if let Ok(mut entries) = self.entries.write() {
-            entries.misses.entry(id.to_owned()).or_insert_with(Instant::now);
+            entries
+                .misses
+                .entry(id.to_owned())
+                .or_insert_with(Instant::now);
         }
         None
     }
@@ -174,7 +185,10 @@ impl MetadataStore {
 
     /// Kubernetes pod and namespace of a pod uid (dashed form), from its containers' labels.
     pub fn pod(&self, uid: &str) -> Option<KubernetesNames> {
-        self.entries.read().ok().and_then(|e| e.pods.get(uid).cloned())
+        self.entries
+            .read()
+            .ok()
+            .and_then(|e| e.pods.get(uid).cloned())
     }
 
     /// The container whose runtime put it in cgroup `path`, for paths no rule recognises.

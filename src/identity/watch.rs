@@ -71,7 +71,11 @@ fn log_once_result(
     match r {
         Ok(Ok(n)) => {
             store.source(runtime).set_connected(true);
-            tracing::debug!(runtime = runtime.as_str(), containers = n, "runtime metadata loaded");
+            tracing::debug!(
+                runtime = runtime.as_str(),
+                containers = n,
+                "runtime metadata loaded"
+            );
         }
         Ok(Err(e)) => {
             store.source(runtime).count_error();
@@ -85,12 +89,25 @@ fn log_once_result(
 }
 
 /// Watches one runtime forever (until the task is dropped).
-pub async fn watch(runtime: MetadataSource, socket: PathBuf, store: MetadataStore, resync: Duration) {
+pub async fn watch(
+    runtime: MetadataSource,
+    socket: PathBuf,
+    store: MetadataStore,
+    resync: Duration,
+) {
     let mut backoff = FIRST_BACKOFF;
     let mut down_since_warned = false;
     loop {
         let mut reached = false;
-        let result = run_once(runtime, &socket, &store, resync, &mut down_since_warned, &mut reached).await;
+        let result = run_once(
+            runtime,
+            &socket,
+            &store,
+            resync,
+            &mut down_since_warned,
+            &mut reached,
+        )
+        .await;
         let state = store.source(runtime);
         state.set_connected(false);
         state.count_error();
@@ -139,7 +156,11 @@ async fn run_once(
 fn back_up(runtime: MetadataSource, store: &MetadataStore, containers: usize, warned: &mut bool) {
     store.source(runtime).set_connected(true);
     if *warned {
-        tracing::info!(runtime = runtime.as_str(), containers, "runtime metadata is back");
+        tracing::info!(
+            runtime = runtime.as_str(),
+            containers,
+            "runtime metadata is back"
+        );
         *warned = false;
     }
 }
