@@ -101,6 +101,8 @@ pub enum Command {
         #[arg(long, env = "CGSCOPE_FORMAT", value_enum, default_value_t = SnapshotFormat::Json)]
         format: SnapshotFormat,
     },
+    /// Run the node daemon: sample every interval, serve /metrics, the JSON API and probes.
+    Serve(ServeArgs),
     /// Copy exactly the files a snapshot reads into DIR, as a fixture that replays with
     /// `cgscope snapshot --cgroup-root DIR/cgroup --proc-root DIR/proc --machine-id-file DIR/machine-id`.
     Capture {
@@ -112,4 +114,37 @@ pub enum Command {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SnapshotFormat {
     Json,
+}
+
+/// Flags of `cgscope serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (cAdvisor's port, so scrape configs carry over).
+    #[arg(long, env = "CGSCOPE_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: String,
+    /// Time between samples (e.g. 1s, 500ms).
+    #[arg(long, env = "CGSCOPE_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub interval: std::time::Duration,
+    /// How much per-cgroup history to keep for the API and UI.
+    #[arg(long, env = "CGSCOPE_HISTORY", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub history: std::time::Duration,
+    /// Hard cap on history points per cgroup, whatever the interval.
+    #[arg(long, env = "CGSCOPE_HISTORY_POINTS", default_value_t = 600)]
+    pub history_points: usize,
+    /// Runtime label keys exported as container_label_<key> (comma-separated; default none).
+    #[arg(long, env = "CGSCOPE_LABEL_ALLOWLIST", value_delimiter = ',')]
+    pub label_allowlist: Vec<String>,
+    /// Report only cgroups whose path matches one of these globs (`*` stays within one
+    /// path component, `**` crosses them); comma-separated or repeated.
+    #[arg(long, env = "CGSCOPE_INCLUDE", value_delimiter = ',')]
+    pub include: Vec<String>,
+    /// Never report cgroups whose path matches one of these globs.
+    #[arg(long, env = "CGSCOPE_EXCLUDE", value_delimiter = ',')]
+    pub exclude: Vec<String>,
+    /// Report only containers and pods. By default every cgroup is reported, as cAdvisor does.
+    #[arg(long, env = "CGSCOPE_ONLY_CONTAINERS")]
+    pub only_containers: bool,
+    /// How often runtime metadata is fully re-listed, besides following events.
+    #[arg(long, env = "CGSCOPE_RUNTIME_RESYNC", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub runtime_resync: std::time::Duration,
 }

@@ -2,7 +2,8 @@
 //!
 //! The pipeline runs one way, and `ls src/` shows it:
 //! `files` (raw reads) -> `cgroupfs` + `proc` (kernel files to `model` stats) -> `scan`
-//! (one sweep: a `model::Snapshot`) -> `export` (pure renderers) -> `commands` (wiring).
+//! (one sweep: a `model::Snapshot`) -> `identity` (whose cgroup) -> `sampler` (ticks, rates,
+//! history) -> `export` (pure renderers) -> `http` / `commands` (transport and wiring).
 //! Upstream stages never call downstream ones; `cgroupfs` never learns what a container is.
 
 #![forbid(unsafe_code)]
@@ -12,7 +13,9 @@ pub mod cli;
 pub mod commands;
 pub mod export;
 pub mod files;
+pub mod http;
 pub mod identity;
 pub mod model;
 pub mod proc;
+pub mod sampler;
 pub mod scan;

@@ -3,4 +3,5 @@
 
 pub mod capture;
 mod runtime;
+pub mod serve;
 pub mod snapshot;

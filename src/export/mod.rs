@@ -1,3 +1,6 @@
 //! Stage 4: pure renderers over `model` data. No I/O, no knowledge of how data was read.
 
+pub mod api;
+pub mod families;
+pub mod prometheus;
 pub mod snapshot_json;

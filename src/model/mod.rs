@@ -7,8 +7,10 @@ pub mod machine;
 pub mod metadata;
 pub mod snapshot;
 pub mod stats;
+pub mod tick;
 
 pub use cgroup::{CgroupPath, CgroupVersion};
 pub use machine::MachineInfo;
 pub use snapshot::{CgroupSample, Snapshot};
 pub use stats::*;
+pub use tick::{HistoryPoint, Rates, RuntimeStatus, Tick};

@@ -1,0 +1,99 @@
+//! `cgscope serve`: wires the reader, the runtime watchers, the sampler and the HTTP server,
+//! and shuts down cleanly on SIGTERM or SIGINT.
+
+use crate::cli::{RuntimeArgs, ServeArgs};
+use crate::export::prometheus::RenderOptions;
+use crate::http::{self, AppState};
+use crate::identity::watch::{check_sockets, watch};
+use crate::identity::MetadataStore;
+use crate::model::metadata::{MetadataSource, RecordedMeta};
+use crate::sampler::filter::CgroupFilter;
+use crate::sampler::{Sampler, SamplerConfig};
+use crate::scan::{Roots, Scanner};
+use anyhow::Context;
+
+pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::Result<()> {
+    if args.interval.is_zero() {
+        anyhow::bail!("--interval must be greater than zero");
+    }
+    let filter = CgroupFilter::new(&args.include, &args.exclude, args.only_containers)?;
+    let scanner = Scanner::open(roots).context("cannot start the cgroup reader")?;
+    let sockets = runtimes.to_sockets();
+    check_sockets(&sockets)?;
+    let store = MetadataStore::new();
+    if let Some(file) = &runtimes.runtime_replay {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read runtime replay {}", file.display()))?;
+        let recorded: Vec<RecordedMeta> = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a runtime recording", file.display()))?;
+        store.load(recorded);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(4)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        tracing::info!(listen = %listener.local_addr()?, "serving");
+        for (runtime, socket) in [
+            (MetadataSource::Docker, &sockets.docker),
+            (MetadataSource::Containerd, &sockets.containerd),
+        ] {
+            if let Some(socket) = socket {
+                tokio::spawn(watch(runtime, socket.clone(), store.clone(), args.runtime_resync));
+            }
+        }
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let sampler = Sampler::new(
+            scanner,
+            store,
+            SamplerConfig {
+                interval: args.interval,
+                history: args.history,
+                history_points: args.history_points,
+                filter,
+            },
+        );
+        let mut sampler_stop = stop_rx.clone();
+        let handle = sampler.spawn(async move {
+            let _ = sampler_stop.wait_for(|stop| *stop).await;
+        });
+        let state = AppState::new(
+            handle,
+            RenderOptions {
+                label_allowlist: args.label_allowlist.clone(),
+                last_scrape_duration_s: None,
+                version: env!("CARGO_PKG_VERSION"),
+            },
+        );
+        let mut http_stop = stop_rx;
+        let server = tokio::spawn(http::serve(listener, state, async move {
+            let _ = http_stop.wait_for(|stop| *stop).await;
+        }));
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+        server.await.context("server task failed")?.context("server failed")?;
+        Ok(())
+    })
+}
+
+/// Resolves on SIGTERM (Kubernetes) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! JSON views of the API (`/api/v1/...`): the wire contract, kept apart from the model so the
+//! model can change without breaking clients. Pure functions over a tick.
+
+use crate::model::container::PathIdentity;
+use crate::model::metadata::KubernetesNames;
+use crate::model::{CgroupSample, CgroupStats, HistoryPoint, MachineInfo, Rates, RuntimeStatus, Tick};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// `GET /api/v1/machine`.
+#[derive(Debug, Serialize)]
+pub struct MachineView<'a> {
+    #[serde(flatten)]
+    pub machine: &'a MachineInfo,
+    pub runtimes: &'a [RuntimeStatus],
+    /// Time of the latest sample, ms since the Unix epoch.
+    pub sampled_at_unix_ms: u64,
+}
+
+/// One container or pod (or, under `/cgroups`, any cgroup) with its latest stats.
+#[derive(Debug, Serialize)]
+pub struct CgroupView<'a> {
+    /// Cgroup path inside the hierarchy.
+    pub cgroup: &'a str,
+    /// `container`, `pod` or `cgroup`.
+    pub kind: &'static str,
+    pub runtime: Option<&'static str>,
+    pub id: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub image: Option<&'a str>,
+    pub labels: Option<&'a BTreeMap<String, String>>,
+    pub kubernetes: Option<&'a KubernetesNames>,
+    pub pod_uid: Option<&'a str>,
+    pub qos: Option<&'static str>,
+    /// When cgscope first saw the cgroup, ms since the Unix epoch.
+    pub first_seen_unix_ms: u64,
+    pub started_unix_s: Option<i64>,
+    pub created_unix_s: Option<i64>,
+    pub stats: &'a CgroupStats,
+    pub rates: &'a Rates,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<HistoryPoint>>,
+}
+
+/// Builds the view of cgroup `i` of a tick.
+pub fn cgroup_view(tick: &Tick, i: usize) -> Option<CgroupView<'_>> {
+    let s = tick.snapshot.cgroups.get(i)?;
+    let identity = s.identity.as_ref();
+    let meta = identity.and_then(|id| id.metadata.as_deref());
+    let (kind, runtime, id, pod) = match identity.map(|i| &i.path) {
+        Some(PathIdentity::Container(c)) => ("container", c.runtime.map(|r| r.as_str()), Some(c.id.as_str()), c.pod.as_ref()),
+        Some(PathIdentity::Pod(p)) => ("pod", None, None, Some(p)),
+        None => ("cgroup", None, None, None),
+    };
+    Some(CgroupView {
+        cgroup: s.path.as_str(),
+        kind,
+        runtime,
+        id,
+        name: meta
+            .and_then(|m| m.name.as_deref())
+            .or_else(|| identity.and_then(|i| i.pod_names.as_ref()).and_then(|p| p.pod.as_deref())),
+        image: meta.and_then(|m| m.image.as_deref()),
+        labels: meta.map(|m| &m.labels),
+        kubernetes: meta
+            .and_then(|m| m.kubernetes.as_ref())
+            .or_else(|| identity.and_then(|i| i.pod_names.as_ref())),
+        pod_uid: pod.map(|p| p.uid.as_str()),
+        qos: pod.map(|p| p.qos.as_str()),
+        first_seen_unix_ms: tick.first_seen_ms.get(i).copied().unwrap_or(0),
+        started_unix_s: meta.and_then(|m| m.started_unix_s),
+        created_unix_s: meta.and_then(|m| m.created_unix_s),
+        stats: &s.stats,
+        rates: tick.rates.get(i)?,
+        history: None,
+    })
+}
+
+/// Filters of `GET /api/v1/containers`.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerQuery {
+    pub name: Option<String>,
+    pub runtime: Option<String>,
+    pub namespace: Option<String>,
+    pub pod: Option<String>,
+}
+
+/// True for containers and pods matching every given filter.
+pub fn matches(view: &CgroupView<'_>, q: &ContainerQuery) -> bool {
+    if view.kind == "cgroup" {
+        return false;
+    }
+    let k8s = view.kubernetes;
+    q.name.as_deref().is_none_or(|n| view.name == Some(n))
+        && q.runtime.as_deref().is_none_or(|r| view.runtime == Some(r))
+        && q.namespace.as_deref().is_none_or(|n| k8s.and_then(|k| k.namespace.as_deref()) == Some(n))
+        && q.pod.as_deref().is_none_or(|p| k8s.and_then(|k| k.pod.as_deref()) == Some(p))
+}
+
+/// Finds a container or pod by container id (full, or a unique prefix of 12+ characters),
+/// name, or cgroup path.
+pub fn find(tick: &Tick, key: &str) -> Option<usize> {
+    let cgroups = &tick.snapshot.cgroups;
+    let by_path = |c: &CgroupSample| c.path.as_str() == key || c.path.relative() == key;
+    if let Some(i) = cgroups.iter().position(by_path) {
+        return Some(i);
+    }
+    let ids: Vec<usize> = (0..cgroups.len())
+        .filter(|i| {
+            cgroup_view(tick, *i).is_some_and(|v| {
+                v.id == Some(key) || v.name == Some(key) || (key.len() >= 12 && v.id.is_some_and(|id| id.starts_with(key)))
+            })
+        })
+        .collect();
+    match ids.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    }
+}
+
+/// Error body of every failed API call.
+#[derive(Debug, Serialize)]
+pub struct ErrorView {
+    pub error: String,
+}
