@@ -21,12 +21,15 @@ use std::time::Instant;
 /// The checked-in OpenAPI document of the JSON API.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
+/// Rendered `/metrics` bodies of one tick, by (format, gzip).
+type BodyCache = (u64, HashMap<(Format, bool), axum::body::Bytes>);
+
 /// Shared state of the routes.
 pub struct AppState {
     handle: Handle,
     render: RenderOptions,
     /// Rendered bodies of the current tick, by (format, gzip).
-    cache: Mutex<(u64, HashMap<(Format, bool), axum::body::Bytes>)>,
+    cache: Mutex<BodyCache>,
     /// Duration of the previous /metrics request, ns.
     last_scrape_ns: AtomicU64,
 }
