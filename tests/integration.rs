@@ -7,6 +7,8 @@ mod support;
 
 // Golden snapshots of every fixture scenario, and capture/replay round trips.
 mod scenarios;
+// /metrics and JSON goldens, promtool, round-trip parse, allowlist, README metric table.
+mod metrics;
 // Property tests over every parser, and garbage fed through the whole reader.
 mod parsers;
 // Path rules: dozens of real-world cgroup paths, matching and not matching.

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod exposition;
+
 use std::path::{Path, PathBuf};
 
 /// `tests/fixtures` of this checkout.

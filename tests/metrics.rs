@@ -1,0 +1,209 @@
+//! `/metrics` and the JSON API over every fixture scenario: golden files, promtool, a strict
+//! round-trip parse checked against the model, the label allowlist, and README's metric
+//! table kept in step with the family table.
+
+use crate::support::exposition::{self, Sample};
+use crate::support::{assert_golden, fixtures_dir, in_ci, require};
+use cgscope::export::api;
+use cgscope::export::families;
+use cgscope::export::prometheus::{self, Format, RenderOptions};
+use cgscope::identity::MetadataStore;
+use cgscope::model::Tick;
+use cgscope::sampler::filter::CgroupFilter;
+use cgscope::sampler::{Sampler, SamplerConfig};
+use cgscope::scan::{Roots, Scanner};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Self-metrics whose values change from run to run, left out of golden files by name.
+const VOLATILE_FAMILIES: &[&str] = &["cgscope_sweep_duration_seconds", "cgscope_scrape_duration_seconds"];
+
+fn scenarios() -> Vec<PathBuf> {
+    let mut dirs: Vec<_> = std::fs::read_dir(fixtures_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("cgroup").is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// One sampler tick of a scenario at time 0, with its recorded runtime answers.
+pub fn tick_of(dir: &Path) -> Tick {
+    let id = dir.join("machine-id");
+    let roots = Roots {
+        cgroup_root: dir.join("cgroup"),
+        proc_root: dir.join("proc"),
+        machine_id_file: id.exists().then_some(id),
+    };
+    let store = MetadataStore::new();
+    let recorded = dir.join("runtime.json");
+    if recorded.exists() {
+        store.load(serde_json::from_str(&std::fs::read_to_string(recorded).unwrap()).unwrap());
+    }
+    let config = SamplerConfig {
+        interval: Duration::from_secs(1),
+        history: Duration::from_secs(120),
+        history_points: 600,
+        filter: CgroupFilter::default(),
+    };
+    Sampler::new(Scanner::open(&roots).unwrap(), store, config).sample_once(0)
+}
+
+fn options(allowlist: &[&str]) -> RenderOptions {
+    RenderOptions {
+        label_allowlist: allowlist.iter().map(|s| (*s).to_owned()).collect(),
+        last_scrape_duration_s: None,
+        version: "golden",
+    }
+}
+
+fn without_volatile(text: &str) -> String {
+    text.lines()
+        .filter(|l| {
+            !VOLATILE_FAMILIES.iter().any(|f| {
+                l.starts_with(f) || l.starts_with(&format!("# HELP {f} ")) || l.starts_with(&format!("# TYPE {f} "))
+            })
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[test]
+fn every_scenario_matches_its_golden_metrics_and_containers_json() {
+    for dir in scenarios() {
+        let tick = tick_of(&dir);
+        let text = prometheus::render(&tick, &options(&[]), Format::Text);
+        assert_golden(&dir.join("expected/metrics.prom"), &without_volatile(&text));
+        let views: Vec<_> = (0..tick.snapshot.cgroups.len())
+            .filter_map(|i| api::cgroup_view(&tick, i))
+            .filter(|v| api::matches(v, &api::ContainerQuery::default()))
+            .collect();
+        assert_golden(
+            &dir.join("expected/containers.json"),
+            &(serde_json::to_string_pretty(&views).unwrap() + "\n"),
+        );
+    }
+}
+
+#[test]
+fn promtool_accepts_every_golden_exposition() {
+    let promtool = std::process::Command::new("promtool").arg("--version").output().is_ok();
+    if !require(promtool, "promtool (Debian package prometheus)") {
+        return;
+    }
+    for dir in scenarios() {
+        let golden = dir.join("expected/metrics.prom");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("promtool check metrics < '{}'", golden.display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}{}",
+            golden.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn find<'a>(samples: &'a [Sample], name: &str, labels: &[(&str, &str)]) -> Vec<&'a Sample> {
+    samples
+        .iter()
+        .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+        .collect()
+}
+
+#[test]
+fn the_exposition_parses_back_to_the_model_values() {
+    for dir in scenarios() {
+        let tick = tick_of(&dir);
+        let text = prometheus::render(&tick, &options(&[]), Format::Text);
+        let samples = exposition::parse(&text);
+        assert!(!samples.is_empty());
+        for c in &tick.snapshot.cgroups {
+            let id = c.path.as_str();
+            if let Some(ns) = c.stats.cpu.as_ref().and_then(|cpu| cpu.usage_ns) {
+                let got = find(&samples, "container_cpu_usage_seconds_total", &[("id", id), ("cpu", "total")]);
+                assert_eq!(got.len(), 1, "{id}");
+                assert!((got[0].value - ns as f64 / 1e9).abs() < 1e-9, "{id}");
+            }
+            if let Some(ws) = c.stats.memory.as_ref().and_then(|m| m.working_set_bytes) {
+                let got = find(&samples, "container_memory_working_set_bytes", &[("id", id)]);
+                assert_eq!(got.len(), 1, "{id}");
+                assert_eq!(got[0].value, ws as f64, "{id}");
+            }
+            for d in c.stats.io.iter().flat_map(|io| io.devices.iter()) {
+                if let (Some(w), Some(name)) = (d.write_bytes, &d.device) {
+                    let dev = format!("/dev/{name}");
+                    let got = find(&samples, "container_fs_writes_bytes_total", &[("id", id), ("device", &dev)]);
+                    assert_eq!(got[0].value, w as f64, "{id} {dev}");
+                }
+            }
+        }
+        let cores = find(&samples, "machine_cpu_cores", &[]);
+        assert_eq!(cores.len(), usize::from(tick.snapshot.machine.logical_cores.is_some()));
+    }
+}
+
+#[test]
+fn openmetrics_output_names_counter_families_without_total_and_ends_with_eof() {
+    let tick = tick_of(&fixtures_dir().join("v2-qemu-6.1"));
+    let om = prometheus::render(&tick, &options(&[]), Format::OpenMetrics);
+    assert!(om.ends_with("# EOF\n"));
+    assert!(om.contains("# TYPE container_cpu_usage_seconds counter\n"));
+    assert!(om.contains("\ncontainer_cpu_usage_seconds_total{"));
+    assert!(!om.contains("# TYPE container_cpu_usage_seconds_total"));
+}
+
+#[test]
+fn only_allowlisted_runtime_labels_are_exported_and_values_round_trip() {
+    let tick = tick_of(&fixtures_dir().join("hybrid-docker-host"));
+    let plain = exposition::parse(&prometheus::render(&tick, &options(&[]), Format::Text));
+    assert!(
+        plain.iter().all(|s| s.labels.keys().all(|k| !k.starts_with("container_label_"))),
+        "no runtime label is exported by default"
+    );
+    let key = "app.example/odd\"key";
+    let text = prometheus::render(&tick, &options(&[key, "io.kubernetes.pod.name"]), Format::Text);
+    let samples = exposition::parse(&text);
+    let odd = find(&samples, "container_memory_usage_bytes", &[("container", "nginx")]);
+    assert_eq!(odd.len(), 1);
+    assert_eq!(odd[0].labels.get("container_label_app_example_odd_key").map(String::as_str), Some("va\"lue é"));
+    assert_eq!(odd[0].labels.get("container_label_io_kubernetes_pod_name").map(String::as_str), Some("web-0"));
+    assert_eq!(odd[0].labels.get("namespace").map(String::as_str), Some("shop"));
+    assert_eq!(odd[0].labels.get("pod").map(String::as_str), Some("web-0"));
+    let labels_sets: std::collections::HashSet<_> = samples
+        .iter()
+        .flat_map(|s| s.labels.keys().filter(|k| k.starts_with("container_label_")).cloned())
+        .collect();
+    assert_eq!(labels_sets.len(), 2, "only the two allowlisted keys: {labels_sets:?}");
+}
+
+#[test]
+fn readme_lists_every_metric_family_and_no_other() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme.find("<!-- metrics-table:start -->").expect("README has the metrics table markers");
+    let end = readme.find("<!-- metrics-table:end -->").unwrap();
+    let listed: Vec<(String, String)> = readme[start..end]
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (cells.len() > 3 && cells[1].starts_with('`')).then(|| (cells[1].trim_matches('`').to_owned(), cells[2].to_owned()))
+        })
+        .collect();
+    let table: Vec<(String, String)> = families::ALL
+        .iter()
+        .map(|f| {
+            let kind = match f.kind {
+                families::Kind::Counter => "counter",
+                families::Kind::Gauge => "gauge",
+            };
+            (f.name.to_owned(), kind.to_owned())
+        })
+        .collect();
+    assert_eq!(listed, table, "README's metric table must list the families in order, with their types");
+    let _ = in_ci();
+}
