@@ -56,6 +56,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/containers", get(containers))
         .route("/api/v1/containers/{*key}", get(container))
         .route("/api/v1/cgroups", get(cgroups))
+        .route("/", get(|| ui_asset_response("index.html")))
+        .route("/ui/{file}", get(|Path(file): Path<String>| ui_asset_response_owned(file)))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .with_state(state)
 }
@@ -69,6 +71,28 @@ pub async fn serve(
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+async fn ui_asset_response(name: &'static str) -> Response {
+    ui_asset(name)
+}
+
+async fn ui_asset_response_owned(name: String) -> Response {
+    ui_asset(&name)
+}
+
+fn ui_asset(name: &str) -> Response {
+    match crate::export::ui::asset(name) {
+        Some(a) => (
+            [
+                (header::CONTENT_TYPE, a.content_type),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            a.body,
+        )
+            .into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("no UI asset {name:?}")),
+    }
 }
 
 fn error(status: StatusCode, message: String) -> Response {

@@ -4,3 +4,4 @@ pub mod api;
 pub mod families;
 pub mod prometheus;
 pub mod snapshot_json;
+pub mod ui;
