@@ -103,6 +103,9 @@ pub enum Command {
     },
     /// Run the node daemon: sample every interval, serve /metrics, the JSON API and probes.
     Serve(ServeArgs),
+    /// A `docker stats` replacement: live CPU, memory, network, block IO and PIDs per container
+    /// (Docker, containerd and Kubernetes alike).
+    Top(TopArgs),
     /// Copy exactly the files a snapshot reads into DIR, as a fixture that replays with
     /// `cgscope snapshot --cgroup-root DIR/cgroup --proc-root DIR/proc --machine-id-file DIR/machine-id`.
     Capture {
@@ -147,4 +150,35 @@ pub struct ServeArgs {
     /// How often runtime metadata is fully re-listed, besides following events.
     #[arg(long, env = "CGSCOPE_RUNTIME_RESYNC", default_value = "60s", value_parser = humantime::parse_duration)]
     pub runtime_resync: std::time::Duration,
+}
+
+/// Flags of `cgscope top`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TopArgs {
+    /// Show only these containers (name, id or id prefix, or namespace/pod/container).
+    pub containers: Vec<String>,
+    /// Include pods and every other cgroup, not only containers.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Print one table (after one interval, for CPU %) and exit.
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = TopFormat::Table)]
+    pub format: TopFormat,
+    /// Do not truncate container ids.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Time between refreshes.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub interval: std::time::Duration,
+    /// Read a running `cgscope serve` (e.g. http://127.0.0.1:8080) instead of sampling here.
+    #[arg(long, env = "CGSCOPE_SERVER")]
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TopFormat {
+    Table,
+    Json,
 }

@@ -6,7 +6,7 @@ use crate::export::prometheus::{self, Format, RenderOptions};
 use crate::model::Tick;
 use crate::sampler::Handle;
 use axum::body::Body;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -59,6 +59,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(|| ui_asset_response("index.html")))
         .route("/ui/{file}", get(|Path(file): Path<String>| ui_asset_response_owned(file)))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
+        // After the routes: applies to each of them; axum still sets `Allow: GET,HEAD`.
+        .method_not_allowed_fallback(|| async {
+            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed".into())
+        })
         .with_state(state)
 }
 
@@ -190,6 +194,7 @@ async fn machine(State(state): State<Arc<AppState>>) -> Response {
         machine: &tick.snapshot.machine,
         runtimes: &tick.runtimes,
         sampled_at_unix_ms: tick.snapshot.taken_at_unix_ms,
+        system_cpu_usage_ns: tick.snapshot.system_cpu_usage_ns,
     })
     .into_response()
 }
@@ -221,9 +226,14 @@ struct DetailQuery {
 
 async fn container(
     State(state): State<Arc<AppState>>,
-    Path(key): Path<String>,
+    key: Result<Path<String>, PathRejection>,
     query: Result<Query<DetailQuery>, QueryRejection>,
 ) -> Response {
+    // A key that is not UTF-8 once percent-decoded (`%FF`): JSON 400 like every other error.
+    let Path(key) = match key {
+        Ok(k) => k,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
     let Query(query) = match query {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Snapshot { format } => commands::snapshot::run(&roots, &cli.runtimes, *format),
         Command::Serve(args) => commands::serve::run(&roots, &cli.runtimes, args),
+        Command::Top(args) => commands::top::run(&roots, &cli.runtimes, args),
         Command::Capture { dir } => commands::capture::run(&roots, &cli.runtimes, dir),
     };
     match result {

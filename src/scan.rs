@@ -82,6 +82,7 @@ impl Scanner {
     /// Reads every cgroup once. Cgroups that vanish mid-sweep are left out.
     pub fn sweep(&mut self, taken_at_unix_ms: u64) -> Snapshot {
         let machine = self.proc.machine(self.cgroups.layout().version);
+        let system_cpu_usage_ns = self.proc.system_cpu_ns();
         let devices = self.proc.device_names();
         let host_netns = self.proc.host_netns();
         let mut netns_cache = HashMap::new();
@@ -110,6 +111,7 @@ impl Scanner {
         Snapshot {
             taken_at_unix_ms,
             machine,
+            system_cpu_usage_ns,
             cgroups,
             read_errors: self.cgroups.errors().counts(),
         }

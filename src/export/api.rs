@@ -15,6 +15,8 @@ pub struct MachineView<'a> {
     pub runtimes: &'a [RuntimeStatus],
     /// Time of the latest sample, ms since the Unix epoch.
     pub sampled_at_unix_ms: u64,
+    /// Machine-wide CPU time at that sample, ns (`/proc/stat`, as `docker stats` uses it).
+    pub system_cpu_usage_ns: Option<u64>,
 }
 
 /// One container or pod (or, under `/cgroups`, any cgroup) with its latest stats.

@@ -4,4 +4,5 @@ pub mod api;
 pub mod families;
 pub mod prometheus;
 pub mod snapshot_json;
+pub mod top;
 pub mod ui;

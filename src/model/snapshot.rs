@@ -24,6 +24,8 @@ pub struct Snapshot {
     pub taken_at_unix_ms: u64,
     /// Node facts.
     pub machine: MachineInfo,
+    /// Machine-wide CPU time from `/proc/stat` at sweep time, ns (docker's system_cpu_usage).
+    pub system_cpu_usage_ns: Option<u64>,
     /// Cgroups sorted by path.
     pub cgroups: Vec<CgroupSample>,
     /// Garbled-file counts per controller since the reader started (kept across sweeps).

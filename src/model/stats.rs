@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 /// Everything read for one cgroup. Each controller is `None` when none of its files exist.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct CgroupStats {
     pub cpu: Option<CpuStats>,
     pub memory: Option<MemoryStats>,
@@ -17,7 +17,7 @@ pub struct CgroupStats {
 }
 
 /// CPU accounting and CFS bandwidth control.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct CpuStats {
     /// Total CPU time consumed, ns (v1 `cpuacct.usage`, v2 `usage_usec` x 1000).
     pub usage_ns: Option<u64>,
@@ -44,7 +44,7 @@ pub struct CpuStats {
 }
 
 /// Memory usage, limits and events.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct MemoryStats {
     /// Current usage incl. page cache, bytes (v1 `memory.usage_in_bytes`, v2 `memory.current`).
     pub usage_bytes: Option<u64>,
@@ -87,7 +87,7 @@ pub struct MemoryStats {
 }
 
 /// v2 `memory.events`: how often each boundary was crossed (hierarchical counts).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct MemoryEvents {
     pub low: Option<u64>,
     pub high: Option<u64>,
@@ -97,7 +97,7 @@ pub struct MemoryEvents {
 }
 
 /// The pids controller.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct PidsStats {
     /// Tasks (threads) in the cgroup and its children.
     pub current: Option<u64>,
@@ -106,13 +106,13 @@ pub struct PidsStats {
 }
 
 /// Block IO, one entry per device, sorted by (major, minor).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct IoStats {
     pub devices: Vec<IoDeviceStats>,
 }
 
 /// Block IO on one device.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct IoDeviceStats {
     pub major: u64,
     pub minor: u64,
@@ -125,7 +125,7 @@ pub struct IoDeviceStats {
 }
 
 /// Pressure stall information for the three resources.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct PressureStats {
     pub cpu: Option<Pressure>,
     pub memory: Option<Pressure>,
@@ -133,14 +133,14 @@ pub struct PressureStats {
 }
 
 /// One `*.pressure` file: `some` (at least one task stalled) and `full` (all stalled).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Pressure {
     pub some: Option<PressureLine>,
     pub full: Option<PressureLine>,
 }
 
 /// One PSI line.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct PressureLine {
     /// Share of wall time stalled over the last 10 s, percent.
     pub avg10_pct: f64,
@@ -153,7 +153,7 @@ pub struct PressureLine {
 }
 
 /// Network counters of the cgroup's network namespace.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct NetworkStats {
     /// The member process shares the host's network namespace: its counters are the host's,
     /// so `interfaces` is left empty rather than report host traffic as this cgroup's.
@@ -163,7 +163,7 @@ pub struct NetworkStats {
 }
 
 /// One line of `/proc/<pid>/net/dev`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct InterfaceStats {
     pub name: String,
     pub rx_bytes: u64,
@@ -177,7 +177,7 @@ pub struct InterfaceStats {
 }
 
 /// Members of the cgroup itself (not its children).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct ProcessCounts {
     /// Lines of `cgroup.procs`.
     pub processes: u64,

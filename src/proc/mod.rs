@@ -100,6 +100,22 @@ impl ProcFs {
         }
     }
 
+    /// Total CPU time of the machine, ns: the first seven fields of the `cpu` line of
+    /// `/proc/stat` (user nice system idle iowait irq softirq) in USER_HZ ticks, which is how
+    /// `docker stats` computes `system_cpu_usage`.
+    pub fn system_cpu_ns(&mut self) -> Option<u64> {
+        const NS_PER_TICK: u64 = 10_000_000;
+        let path = self.root.join("stat");
+        let bytes = self.reader.read(&path).ok().flatten()?;
+        let line = format::lines(bytes).find(|l| l.starts_with(b"cpu "))?;
+        let mut total: u64 = 0;
+        let mut fields = format::fields(line).skip(1);
+        for _ in 0..7 {
+            total = total.checked_add(format::parse_u64(fields.next()?).ok()?)?;
+        }
+        total.checked_mul(NS_PER_TICK)
+    }
+
     /// Device names from `/proc/partitions`. Parsed here rather than with procfs-core,
     /// whose entry type holds minors as u16 and so rejects the file on large minors.
     pub fn device_names(&mut self) -> DeviceNames {

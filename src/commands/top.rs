@@ -1,0 +1,450 @@
+//! `cgscope top`: samples in process (or reads a `cgscope serve` over HTTP) and shows
+//! `docker stats`' table: one table with `--no-stream`, plain tables when stdout is not a
+//! terminal, and an interactive view (sort, filter, resize) on a terminal.
+
+use crate::cli::{RuntimeArgs, TopArgs, TopFormat};
+use crate::export::top::{self, TopEntry, TopRow, TopSample};
+use crate::identity::watch::{check_sockets, resync_once, watch};
+use crate::identity::MetadataStore;
+use crate::model::metadata::{KubernetesNames, MetadataSource};
+use crate::model::CgroupStats;
+use crate::sampler::filter::CgroupFilter;
+use crate::sampler::{Sampler, SamplerConfig};
+use crate::scan::{now_unix_ms, Roots, Scanner};
+use anyhow::{bail, Context};
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+/// Where samples come from.
+enum Source {
+    Local(Box<Sampler>, bool),
+    Server(String, bool),
+}
+
+impl Source {
+    fn sample(&mut self) -> anyhow::Result<TopSample> {
+        match self {
+            Source::Local(sampler, all) => {
+                Ok(top::sample_of(&sampler.sample_once(now_unix_ms()), *all))
+            }
+            Source::Server(url, all) => fetch(url, *all),
+        }
+    }
+}
+
+pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &TopArgs) -> anyhow::Result<()> {
+    if args.interval.is_zero() {
+        bail!("--interval must be greater than zero");
+    }
+    let mut source = match &args.server {
+        Some(url) => {
+            let url = url.trim_end_matches('/').to_owned();
+            // Fail early and clearly when the server is not there.
+            fetch(&url, args.all)?;
+            Source::Server(url, args.all)
+        }
+        None => Source::Local(Box::new(local_sampler(roots, runtimes, args)?), args.all),
+    };
+    let mut prev = source.sample()?;
+    check_filters(&prev, &args.containers)?;
+    if args.no_stream || !std::io::stdout().is_terminal() {
+        return plain(&mut source, &mut prev, args);
+    }
+    interactive(&mut source, prev, args)
+}
+
+fn local_sampler(roots: &Roots, runtimes: &RuntimeArgs, args: &TopArgs) -> anyhow::Result<Sampler> {
+    let scanner = Scanner::open(roots).with_context(|| {
+        format!(
+            "cannot read cgroups under {}: run as root, or point --cgroup-root at a mounted cgroup tree",
+            roots.cgroup_root.display()
+        )
+    })?;
+    let store = MetadataStore::new();
+    let sockets = runtimes.to_sockets();
+    check_sockets(&sockets)?;
+    // Metadata: one resync now, then watchers on a background thread for new containers.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(resync_once(&sockets, &store, Duration::from_secs(3)));
+    for (runtime, socket) in [
+        (MetadataSource::Docker, sockets.docker.clone()),
+        (MetadataSource::Containerd, sockets.containerd.clone()),
+    ] {
+        if let Some(socket) = socket {
+            rt.spawn(watch(
+                runtime,
+                socket,
+                store.clone(),
+                Duration::from_secs(60),
+            ));
+        }
+    }
+    // The runtime lives as long as the process; `top` exits by leaving `run`.
+    std::mem::forget(rt);
+    Ok(Sampler::new(
+        scanner,
+        store,
+        SamplerConfig {
+            interval: args.interval,
+            history: Duration::from_secs(1),
+            history_points: 1,
+            filter: CgroupFilter::default(),
+        },
+    ))
+}
+
+fn matches_filter(e: &TopEntry, filters: &[String]) -> bool {
+    filters.is_empty()
+        || filters.iter().any(|f| {
+            e.name == *f
+                || e.id == *f
+                || (!e.id.is_empty() && f.len() >= 3 && e.id.starts_with(f.as_str()))
+        })
+}
+
+fn check_filters(sample: &TopSample, filters: &[String]) -> anyhow::Result<()> {
+    for f in filters {
+        if !sample
+            .entries
+            .iter()
+            .any(|e| matches_filter(e, std::slice::from_ref(f)))
+        {
+            bail!("no such container: {f}");
+        }
+    }
+    Ok(())
+}
+
+fn filtered_rows(prev: &TopSample, cur: &TopSample, filters: &[String]) -> Vec<TopRow> {
+    let mut rows: Vec<TopRow> = top::rows(Some(prev), cur)
+        .into_iter()
+        .filter(|r| matches_filter(&r.entry, filters))
+        .collect();
+    rows.sort_by(|a, b| a.entry.name.cmp(&b.entry.name));
+    rows
+}
+
+/// `--no-stream` and non-terminal output: plain text, no escape codes.
+fn plain(source: &mut Source, prev: &mut TopSample, args: &TopArgs) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    loop {
+        std::thread::sleep(args.interval);
+        let cur = source.sample()?;
+        let rows = filtered_rows(prev, &cur, &args.containers);
+        let lines = match args.format {
+            TopFormat::Table => top::table(&rows, args.no_trunc),
+            TopFormat::Json => top::json_lines(&rows, args.no_trunc),
+        };
+        let mut text = lines.join("\n");
+        text.push('\n');
+        if !args.no_stream && args.format == TopFormat::Table {
+            text.push('\n');
+        }
+        match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            other => other.context("cannot write to stdout")?,
+        }
+        if args.no_stream {
+            return Ok(());
+        }
+        *prev = cur;
+    }
+}
+
+/// GETs the API and turns it into a sample (`/api/v1/containers`, or `/cgroups` with --all).
+fn fetch(url: &str, all: bool) -> anyhow::Result<TopSample> {
+    let get = |path: &str| -> anyhow::Result<String> {
+        let full = format!("{url}{path}");
+        let mut response = ureq::get(&full).call().with_context(|| {
+            format!("cannot reach cgscope server at {url} (is `cgscope serve` running there?)")
+        })?;
+        response
+            .body_mut()
+            .with_config()
+            .limit(256 << 20)
+            .read_to_string()
+            .with_context(|| format!("cannot read the answer of {full}"))
+    };
+    #[derive(serde::Deserialize)]
+    struct Machine {
+        logical_cores: Option<u32>,
+        memory_total_bytes: Option<u64>,
+        system_cpu_usage_ns: Option<u64>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Item {
+        cgroup: String,
+        kind: String,
+        id: Option<String>,
+        name: Option<String>,
+        kubernetes: Option<KubernetesNames>,
+        stats: CgroupStats,
+    }
+    let machine: Machine = serde_json::from_str(&get("/api/v1/machine")?)
+        .context("unexpected /api/v1/machine answer")?;
+    let items: Vec<Item> = serde_json::from_str(&get(if all {
+        "/api/v1/cgroups"
+    } else {
+        "/api/v1/containers"
+    })?)
+    .context("unexpected container list answer")?;
+    let entries = items
+        .into_iter()
+        .filter(|i| {
+            all || (i.kind == "container" && !i.kubernetes.as_ref().is_some_and(|k| k.sandbox))
+        })
+        .map(|i| {
+            let id = i.id.clone().unwrap_or_default();
+            let name = top::display_name(
+                &i.kind,
+                &id,
+                i.name.as_deref(),
+                i.kubernetes.as_ref(),
+                &i.cgroup,
+            );
+            entry_of(i.cgroup, id, name, &i.stats)
+        })
+        .collect();
+    Ok(TopSample {
+        system_cpu_ns: machine.system_cpu_usage_ns,
+        online_cpus: machine.logical_cores,
+        memory_total_bytes: machine.memory_total_bytes,
+        entries,
+    })
+}
+
+fn entry_of(cgroup: String, id: String, name: String, s: &CgroupStats) -> TopEntry {
+    let (rx, tx) = s
+        .network
+        .iter()
+        .filter(|n| !n.host_namespace)
+        .flat_map(|n| n.interfaces.iter())
+        .filter(|i| i.name != "lo")
+        .fold((0u64, 0u64), |(r, t), i| {
+            (r.saturating_add(i.rx_bytes), t.saturating_add(i.tx_bytes))
+        });
+    let (read, write) =
+        s.io.iter()
+            .flat_map(|io| io.devices.iter())
+            .fold((0u64, 0u64), |(r, w), d| {
+                (
+                    r.saturating_add(d.read_bytes.unwrap_or(0)),
+                    w.saturating_add(d.write_bytes.unwrap_or(0)),
+                )
+            });
+    TopEntry {
+        cgroup,
+        id,
+        name,
+        cpu_usage_ns: s.cpu.as_ref().and_then(|c| c.usage_ns),
+        memory_bytes: s.memory.as_ref().and_then(|m| m.working_set_bytes),
+        memory_limit_bytes: s.memory.as_ref().and_then(|m| m.limit_bytes),
+        net_rx_bytes: rx,
+        net_tx_bytes: tx,
+        block_read_bytes: read,
+        block_write_bytes: write,
+        pids: s.pids.as_ref().and_then(|p| p.current),
+    }
+}
+
+/// Sort orders of the interactive view, one key each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SortBy {
+    Name,
+    Cpu,
+    Memory,
+    Net,
+    Block,
+    Pids,
+}
+
+fn sort_rows(rows: &mut [TopRow], by: SortBy, descending: bool) {
+    let key = |r: &TopRow| -> f64 {
+        let e = &r.entry;
+        match by {
+            SortBy::Name => 0.0,
+            SortBy::Cpu => r.cpu_percent,
+            SortBy::Memory => e.memory_bytes.unwrap_or(0) as f64,
+            SortBy::Net => (e.net_rx_bytes + e.net_tx_bytes) as f64,
+            SortBy::Block => (e.block_read_bytes + e.block_write_bytes) as f64,
+            SortBy::Pids => e.pids.unwrap_or(0) as f64,
+        }
+    };
+    rows.sort_by(|a, b| {
+        let ord = if by == SortBy::Name {
+            a.entry.name.cmp(&b.entry.name)
+        } else {
+            key(a)
+                .total_cmp(&key(b))
+                .then_with(|| b.entry.name.cmp(&a.entry.name))
+        };
+        if descending {
+            ord.reverse()
+        } else {
+            ord
+        }
+    });
+}
+
+/// Restores the terminal when dropped: on return, on error, and on panic unwinding.
+struct TerminalGuard;
+
+impl TerminalGuard {
+    fn enter() -> anyhow::Result<Self> {
+        crossterm::terminal::enable_raw_mode().context("cannot switch the terminal to raw mode")?;
+        let guard = TerminalGuard;
+        crossterm::execute!(
+            std::io::stdout(),
+            crossterm::terminal::EnterAlternateScreen,
+            crossterm::cursor::Hide
+        )
+        .context("cannot enter the alternate screen")?;
+        Ok(guard)
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        let _ = crossterm::execute!(
+            std::io::stdout(),
+            crossterm::cursor::Show,
+            crossterm::terminal::LeaveAlternateScreen
+        );
+        let _ = crossterm::terminal::disable_raw_mode();
+    }
+}
+
+struct View {
+    sort: SortBy,
+    descending: bool,
+    filter: String,
+    editing_filter: bool,
+}
+
+fn draw(rows: &[TopRow], view: &View, args: &TopArgs) -> anyhow::Result<()> {
+    use crossterm::{cursor, queue, style, terminal};
+    let (width, height) = terminal::size().unwrap_or((80, 24));
+    let (width, height) = (usize::from(width), usize::from(height));
+    let mut out = std::io::stdout().lock();
+    queue!(
+        out,
+        cursor::MoveTo(0, 0),
+        terminal::Clear(terminal::ClearType::All)
+    )?;
+    let sort_name = format!("{:?}", view.sort).to_lowercase();
+    let status = if view.editing_filter {
+        format!("filter: {}_   (Enter apply, Esc clear)", view.filter)
+    } else {
+        format!(
+            "sort {sort_name}{}  keys: c cpu  m mem  n name  i net  b block  p pids  / filter  q quit{}",
+            if view.descending { " desc" } else { "" },
+            if view.filter.is_empty() { String::new() } else { format!("   filter: {}", view.filter) }
+        )
+    };
+    let lines = top::table(rows, args.no_trunc);
+    for (n, line) in std::iter::once(status.as_str())
+        .chain(lines.iter().map(String::as_str))
+        .take(height.saturating_sub(1).max(1))
+        .enumerate()
+    {
+        let clipped: String = line.chars().take(width).collect();
+        queue!(out, cursor::MoveTo(0, u16::try_from(n).unwrap_or(u16::MAX)))?;
+        if n == 1 {
+            queue!(
+                out,
+                style::SetAttribute(style::Attribute::Bold),
+                style::Print(clipped),
+                style::SetAttribute(style::Attribute::Reset)
+            )?;
+        } else {
+            queue!(out, style::Print(clipped))?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn interactive(source: &mut Source, mut prev: TopSample, args: &TopArgs) -> anyhow::Result<()> {
+    use crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+    let _guard = TerminalGuard::enter()?;
+    let mut view = View {
+        sort: SortBy::Cpu,
+        descending: true,
+        filter: String::new(),
+        editing_filter: false,
+    };
+    let mut rows: Vec<TopRow> = Vec::new();
+    let mut next_sample = Instant::now() + args.interval;
+    let redraw = |rows: &[TopRow], view: &View| -> anyhow::Result<()> {
+        let mut shown: Vec<TopRow> = rows
+            .iter()
+            .filter(|r| {
+                view.filter.is_empty()
+                    || r.entry.name.contains(&view.filter)
+                    || r.entry.id.starts_with(&view.filter)
+            })
+            .cloned()
+            .collect();
+        sort_rows(&mut shown, view.sort, view.descending);
+        draw(&shown, view, args)
+    };
+    redraw(&rows, &view)?;
+    loop {
+        let wait = next_sample.saturating_duration_since(Instant::now());
+        if event::poll(wait)? {
+            match event::read()? {
+                Event::Key(k) if k.kind != KeyEventKind::Release => {
+                    if view.editing_filter {
+                        match k.code {
+                            KeyCode::Enter => view.editing_filter = false,
+                            KeyCode::Esc => {
+                                view.filter.clear();
+                                view.editing_filter = false;
+                            }
+                            KeyCode::Backspace => {
+                                view.filter.pop();
+                            }
+                            KeyCode::Char(c) => view.filter.push(c),
+                            _ => {}
+                        }
+                    } else {
+                        let pick = |s: SortBy, v: &mut View| {
+                            v.descending = if v.sort == s {
+                                !v.descending
+                            } else {
+                                s != SortBy::Name
+                            };
+                            v.sort = s;
+                        };
+                        match (k.code, k.modifiers) {
+                            (KeyCode::Char('c'), KeyModifiers::CONTROL)
+                            | (KeyCode::Char('q'), _)
+                            | (KeyCode::Esc, _) => return Ok(()),
+                            (KeyCode::Char('c'), _) => pick(SortBy::Cpu, &mut view),
+                            (KeyCode::Char('m'), _) => pick(SortBy::Memory, &mut view),
+                            (KeyCode::Char('n'), _) => pick(SortBy::Name, &mut view),
+                            (KeyCode::Char('i'), _) => pick(SortBy::Net, &mut view),
+                            (KeyCode::Char('b'), _) => pick(SortBy::Block, &mut view),
+                            (KeyCode::Char('p'), _) => pick(SortBy::Pids, &mut view),
+                            (KeyCode::Char('/'), _) => view.editing_filter = true,
+                            _ => {}
+                        }
+                    }
+                    redraw(&rows, &view)?;
+                }
+                Event::Resize(_, _) => redraw(&rows, &view)?,
+                _ => {}
+            }
+            continue;
+        }
+        let cur = source.sample()?;
+        rows = filtered_rows(&prev, &cur, &args.containers);
+        prev = cur;
+        next_sample = Instant::now() + args.interval;
+        redraw(&rows, &view)?;
+    }
+}
