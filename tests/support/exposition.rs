@@ -54,12 +54,10 @@ fn parse_sample(line: &str) -> Result<Sample, String> {
     let mut rest = &line[name_end..];
     if let Some(after) = rest.strip_prefix('{') {
         let mut chars = after.char_indices().peekable();
-        let mut end = None;
-        loop {
+        let end = loop {
             let (start, c) = chars.next().ok_or("unterminated labels")?;
             if c == '}' {
-                end = Some(start);
-                break;
+                break start;
             }
             if c == ',' {
                 continue;
@@ -91,7 +89,7 @@ fn parse_sample(line: &str) -> Result<Sample, String> {
                 return Err(format!("label {lname} twice"));
             }
         }
-        rest = &after[end.ok_or("unterminated")? + 1..];
+        rest = &after[end + 1..];
     }
     let value_text = rest.strip_prefix(' ').ok_or("no space before value")?;
     if value_text.contains(' ') {

@@ -1,0 +1,709 @@
+//! The OpenAPI document `src/openapi.json` against a live in-process server on the fixture
+//! scenarios: every route's real answers (200s, 400s, 404s, 503s) must match the schema the
+//! document gives for that path, status and media type, and schemathesis fuzzes the live
+//! server with every check it has.
+
+use crate::support::{fixtures_dir, require};
+use cgscope::export::prometheus::RenderOptions;
+use cgscope::http::{serve, AppState, OPENAPI};
+use cgscope::identity::MetadataStore;
+use cgscope::sampler::filter::CgroupFilter;
+use cgscope::sampler::history::History;
+use cgscope::sampler::{Handle, Sampler, SamplerConfig};
+use cgscope::scan::{Roots, Scanner};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// A `cgscope serve` running in this process on `127.0.0.1:<any>`; stops on drop.
+struct Server {
+    addr: SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl Server {
+    /// Serves the fixture scenario `dir` (cgroup and proc roots plus its recorded runtime
+    /// answers), sampling every 100 ms; returns once `/readyz` says ready.
+    fn scenario(dir: &Path) -> Server {
+        let id = dir.join("machine-id");
+        let roots = Roots {
+            cgroup_root: dir.join("cgroup"),
+            proc_root: dir.join("proc"),
+            machine_id_file: id.exists().then_some(id),
+        };
+        let scanner = Scanner::open(&roots).unwrap();
+        let store = MetadataStore::new();
+        let recorded = dir.join("runtime.json");
+        if recorded.exists() {
+            store.load(serde_json::from_str(&std::fs::read_to_string(recorded).unwrap()).unwrap());
+        }
+        let config = SamplerConfig {
+            interval: Duration::from_millis(100),
+            history: Duration::from_secs(60),
+            history_points: 100,
+            filter: CgroupFilter::default(),
+        };
+        let server = Server::start(move |stop| Sampler::new(scanner, store, config).spawn(stop));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while get(server.addr, "/readyz").status != 200 {
+            assert!(Instant::now() < deadline, "no first sample within 30 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// A server whose sampler never publishes a tick: every data route answers 503.
+    fn never_ready() -> Server {
+        Server::start(|_stop| {
+            let (_tx, latest) = tokio::sync::watch::channel(None);
+            Handle {
+                latest,
+                history: Arc::new(RwLock::new(History::new(60_000, 10))),
+            }
+        })
+    }
+
+    fn start(
+        handle: impl FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) -> Handle,
+    ) -> Server {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let addr = rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let mut sampler_stop = stop_rx.clone();
+            let handle = handle(Box::pin(async move {
+                let _ = sampler_stop.wait_for(|s| *s).await;
+            }));
+            let render = RenderOptions {
+                version: env!("CARGO_PKG_VERSION"),
+                ..RenderOptions::default()
+            };
+            let mut http_stop = stop_rx;
+            tokio::spawn(serve(listener, AppState::new(handle, render), async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            }));
+            addr
+        });
+        Server {
+            addr,
+            stop,
+            rt: Some(rt),
+        }
+    }
+
+    fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+/// One HTTP answer, body already de-chunked (not decompressed).
+struct Reply {
+    status: u16,
+    /// Lowercased names.
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The media type without parameters (`text/plain`).
+    fn media_type(&self) -> String {
+        let ct = self.header("content-type").unwrap_or("");
+        ct.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    }
+
+    /// The body, gunzipped when the answer says it is gzip.
+    fn decoded_body(&self) -> Vec<u8> {
+        if self.header("content-encoding") != Some("gzip") {
+            return self.body.clone();
+        }
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&self.body[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.decoded_body())
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// A plain HTTP/1.1 request on a fresh connection (`Connection: close`).
+fn request(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("{method} {target}: no header end"));
+    let head = std::str::from_utf8(&raw[..end]).unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[end + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn get(addr: SocketAddr, target: &str) -> Reply {
+    request(addr, "GET", target, &[])
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = raw.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size_text = std::str::from_utf8(&raw[..eol]).unwrap();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[eol + 2..eol + 2 + size]);
+        raw = &raw[eol + 2 + size + 2..];
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters (so `/` becomes `%2F`).
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The checked-in document, and which (path, status) pairs a test has checked answers of.
+struct Doc {
+    doc: Value,
+    checked: BTreeSet<(String, u16)>,
+}
+
+impl Doc {
+    fn load() -> Doc {
+        Doc {
+            doc: serde_json::from_str(OPENAPI).expect("src/openapi.json is not JSON"),
+            checked: BTreeSet::new(),
+        }
+    }
+
+    /// Every (path template, status) the document gives for a GET.
+    fn documented(&self) -> BTreeSet<(String, u16)> {
+        let mut out = BTreeSet::new();
+        for (path, item) in self.doc["paths"].as_object().unwrap() {
+            for status in item["get"]["responses"].as_object().unwrap().keys() {
+                out.insert((path.clone(), status.parse().unwrap()));
+            }
+        }
+        out
+    }
+
+    /// Validates `instance` against `schema`, whose `$ref`s point into the document's components.
+    fn validate(&self, schema: &Value, instance: &Value, what: &str) {
+        let mut root = schema.as_object().unwrap().clone();
+        root.insert("components".into(), self.doc["components"].clone());
+        let validator = jsonschema::draft202012::new(&Value::Object(root))
+            .unwrap_or_else(|e| panic!("{what}: the schema does not compile: {e}"));
+        let errors: Vec<String> = validator
+            .iter_errors(instance)
+            .take(10)
+            .map(|e| {
+                let mut m = e.to_string();
+                m.truncate(300);
+                format!("  at {}: {m}", e.instance_path())
+            })
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{what}: the answer does not match src/openapi.json:\n{}",
+            errors.join("\n")
+        );
+    }
+
+    /// Checks a GET answer of the route `path` (a template of the document) against the schema
+    /// documented for its status and media type; returns the body (JSON, or a JSON string).
+    fn check(&mut self, path: &str, reply: &Reply) -> Value {
+        let what = format!("GET {path} -> {}", reply.status);
+        let response = &self.doc["paths"][path]["get"]["responses"][reply.status.to_string()];
+        assert!(response.is_object(), "{what}: status not documented");
+        let media = reply.media_type();
+        let content = &response["content"][&media];
+        assert!(
+            content.is_object(),
+            "{what}: media type {media:?} not documented ({})",
+            response["content"]
+        );
+        let body = if media == "application/json" {
+            reply.json()
+        } else {
+            Value::String(String::from_utf8(reply.decoded_body()).unwrap())
+        };
+        self.validate(&content["schema"], &body, &what);
+        self.checked.insert((path.to_owned(), reply.status));
+        body
+    }
+
+    /// Checks an error body outside any documented route (unknown path, wrong method).
+    fn check_error(&self, reply: &Reply, what: &str) {
+        assert_eq!(reply.media_type(), "application/json", "{what}");
+        self.validate(
+            &json!({"$ref": "#/components/schemas/Error"}),
+            &reply.json(),
+            what,
+        );
+    }
+
+    fn assert_checked(&self, wanted: impl Fn(&(String, u16)) -> bool) {
+        let missing: Vec<_> = self
+            .documented()
+            .into_iter()
+            .filter(|p| wanted(p) && !self.checked.contains(p))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "documented answers never checked: {missing:?}"
+        );
+    }
+}
+
+/// Asserts the status of `reply` and checks its body against the document.
+fn expect(doc: &mut Doc, path: &str, reply: &Reply, status: u16) -> Value {
+    assert_eq!(
+        reply.status,
+        status,
+        "GET {path}: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    doc.check(path, reply)
+}
+
+const CONTAINERS: &str = "/api/v1/containers";
+const CONTAINER: &str = "/api/v1/containers/{key}";
+const CGROUPS: &str = "/api/v1/cgroups";
+const MACHINE: &str = "/api/v1/machine";
+
+#[test]
+fn every_answer_of_the_live_server_matches_the_openapi_document() {
+    let server = Server::scenario(&fixtures_dir().join("hybrid-docker-host"));
+    let a = server.addr;
+    let mut doc = Doc::load();
+
+    let served = expect(
+        &mut doc,
+        "/api/v1/openapi.json",
+        &get(a, "/api/v1/openapi.json"),
+        200,
+    );
+    assert_eq!(served, doc.doc, "the served document is src/openapi.json");
+    let machine = expect(&mut doc, MACHINE, &get(a, MACHINE), 200);
+    assert_eq!(machine["cgroup_layout"], "hybrid");
+
+    // Wait for a second tick so rates are numbers (they are all null on the first), then
+    // check the lists again: both shapes must match.
+    let first = expect(&mut doc, CGROUPS, &get(a, CGROUPS), 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let cgroups = loop {
+        let list = expect(&mut doc, CGROUPS, &get(a, CGROUPS), 200);
+        if list
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["rates"]["cpu_cores"].is_number())
+        {
+            break list;
+        }
+        assert!(Instant::now() < deadline, "no rates after 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        first.as_array().unwrap().len(),
+        cgroups.as_array().unwrap().len()
+    );
+    let cgroups = cgroups.as_array().unwrap().clone();
+    let kinds: BTreeSet<&str> = cgroups
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, BTreeSet::from(["cgroup", "container", "pod"]));
+
+    let containers = expect(&mut doc, CONTAINERS, &get(a, CONTAINERS), 200);
+    assert!(containers
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["kind"] != "cgroup"));
+    for (query, want) in [
+        ("name=fx-burner", 1),
+        ("runtime=docker", 2),
+        ("namespace=shop", 3),
+        ("pod=web-0", 3),
+        ("name=no-such-name", 0),
+    ] {
+        let list = expect(
+            &mut doc,
+            CONTAINERS,
+            &get(a, &format!("{CONTAINERS}?{query}")),
+            200,
+        );
+        assert_eq!(list.as_array().unwrap().len(), want, "?{query}: {list}");
+    }
+    for query in ["bogus=1", "name=a&name=b"] {
+        expect(
+            &mut doc,
+            CONTAINERS,
+            &get(a, &format!("{CONTAINERS}?{query}")),
+            400,
+        );
+    }
+
+    // Every cgroup by its path, percent-encoded; all but the root also with raw slashes and
+    // without the leading `/`; with and without history.
+    for c in &cgroups {
+        let path = c["cgroup"].as_str().unwrap();
+        let mut targets = vec![format!("{CONTAINERS}/{}", encode(path))];
+        if path != "/" {
+            let raw: String = path[1..]
+                .split('/')
+                .map(encode)
+                .collect::<Vec<_>>()
+                .join("/");
+            targets.push(format!("{CONTAINERS}/{raw}"));
+        }
+        for target in targets {
+            let one = expect(&mut doc, CONTAINER, &get(a, &target), 200);
+            assert_eq!(one["cgroup"], path, "{target}");
+            assert!(
+                one.get("history").is_none(),
+                "{target}: history only when asked"
+            );
+            let with = expect(
+                &mut doc,
+                CONTAINER,
+                &get(a, &format!("{target}?history=true")),
+                200,
+            );
+            let points = with["history"].as_array().unwrap();
+            assert!(points.len() >= 2, "{target}: {points:?}");
+        }
+    }
+    // Containers by full id, 12-character id prefix and name.
+    let burner = cgroups.iter().find(|c| c["name"] == "fx-burner").unwrap();
+    let id = burner["id"].as_str().unwrap();
+    for key in [id, &id[..12], "fx-burner"] {
+        let one = expect(
+            &mut doc,
+            CONTAINER,
+            &get(a, &format!("{CONTAINERS}/{key}?history=false")),
+            200,
+        );
+        assert_eq!(one["cgroup"], burner["cgroup"], "{key}");
+    }
+    expect(
+        &mut doc,
+        CONTAINER,
+        &get(a, &format!("{CONTAINERS}/no-such-container")),
+        404,
+    );
+    expect(
+        &mut doc,
+        CONTAINER,
+        &get(a, &format!("{CONTAINERS}/{}", &id[..11])),
+        404,
+    );
+    for target in ["fx-burner?history=maybe", "fx-burner?bogus=1", "%FF"] {
+        expect(
+            &mut doc,
+            CONTAINER,
+            &get(a, &format!("{CONTAINERS}/{target}")),
+            400,
+        );
+    }
+
+    // Probes and /metrics: text bodies, both exposition formats, gzip.
+    expect(&mut doc, "/healthz", &get(a, "/healthz"), 200);
+    expect(&mut doc, "/readyz", &get(a, "/readyz"), 200);
+    let text = request(a, "GET", "/metrics", &[]);
+    let body = expect(&mut doc, "/metrics", &text, 200);
+    assert!(body
+        .as_str()
+        .unwrap()
+        .contains("container_cpu_usage_seconds_total"));
+    assert_eq!(text.media_type(), "text/plain");
+    assert!(text.header("vary").is_some());
+    let om = request(
+        a,
+        "GET",
+        "/metrics",
+        &[("Accept", "application/openmetrics-text")],
+    );
+    expect(&mut doc, "/metrics", &om, 200);
+    assert_eq!(om.media_type(), "application/openmetrics-text");
+    let gz = request(a, "GET", "/metrics", &[("Accept-Encoding", "gzip")]);
+    expect(&mut doc, "/metrics", &gz, 200);
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+
+    // Outside the documented routes, errors are JSON too.
+    let head = request(a, "HEAD", MACHINE, &[]);
+    assert_eq!(
+        (head.status, head.media_type().as_str()),
+        (200, "application/json")
+    );
+    let unknown = get(a, "/api/v1/nope");
+    assert_eq!(unknown.status, 404);
+    doc.check_error(&unknown, "GET /api/v1/nope");
+    for route in [MACHINE, "/metrics", &format!("{CONTAINERS}/fx-burner")] {
+        let reply = request(a, "POST", route, &[("Content-Length", "0")]);
+        assert_eq!(reply.status, 405, "POST {route}");
+        assert_eq!(reply.header("allow"), Some("GET,HEAD"), "POST {route}");
+        doc.check_error(&reply, &format!("POST {route}"));
+    }
+
+    doc.assert_checked(|(_, status)| *status != 503);
+}
+
+#[test]
+fn every_fixture_scenario_answers_within_the_schemas() {
+    for name in ["v1-docker-host", "v2-qemu-6.1"] {
+        let server = Server::scenario(&fixtures_dir().join(name));
+        let a = server.addr;
+        let mut doc = Doc::load();
+        expect(&mut doc, MACHINE, &get(a, MACHINE), 200);
+        expect(&mut doc, CONTAINERS, &get(a, CONTAINERS), 200);
+        let cgroups = expect(&mut doc, CGROUPS, &get(a, CGROUPS), 200);
+        for c in cgroups.as_array().unwrap() {
+            let target = format!(
+                "{CONTAINERS}/{}?history=true",
+                encode(c["cgroup"].as_str().unwrap())
+            );
+            expect(&mut doc, CONTAINER, &get(a, &target), 200);
+        }
+    }
+}
+
+#[test]
+fn answers_before_the_first_sample_are_documented_503s() {
+    let server = Server::never_ready();
+    let a = server.addr;
+    let mut doc = Doc::load();
+    expect(&mut doc, "/healthz", &get(a, "/healthz"), 200);
+    for (path, target) in [
+        ("/readyz", "/readyz"),
+        ("/metrics", "/metrics"),
+        (MACHINE, MACHINE),
+        (CONTAINERS, CONTAINERS),
+        (CONTAINER, "/api/v1/containers/fx-burner"),
+        (CGROUPS, CGROUPS),
+    ] {
+        expect(&mut doc, path, &get(a, target), 503);
+    }
+    doc.assert_checked(|(_, status)| *status == 503);
+}
+
+/// Walks every schema of the document, calling `f` on each object.
+fn walk(v: &Value, f: &mut impl FnMut(&serde_json::Map<String, Value>)) {
+    match v {
+        Value::Object(m) => {
+            f(m);
+            m.values().for_each(|c| walk(c, f));
+        }
+        Value::Array(a) => a.iter().for_each(|c| walk(c, f)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_openapi_document_is_closed_and_consistent() {
+    let doc = Doc::load().doc;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1."));
+    let paths: BTreeSet<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        paths,
+        BTreeSet::from([
+            "/api/v1/openapi.json",
+            MACHINE,
+            CONTAINERS,
+            CONTAINER,
+            CGROUPS,
+            "/metrics",
+            "/healthz",
+            "/readyz",
+        ])
+    );
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let mut refs = BTreeSet::new();
+    walk(&doc, &mut |m| {
+        if let Some(r) = m.get("$ref").and_then(Value::as_str) {
+            refs.insert(r.to_owned());
+        }
+    });
+    for r in &refs {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("{r}"));
+        assert!(schemas.contains_key(name), "dangling {r}");
+    }
+    for (name, schema) in schemas {
+        assert!(
+            refs.contains(&format!("#/components/schemas/{name}")),
+            "{name} is never used"
+        );
+        // The server writes every field, `null` included (only `history` is left out unless
+        // asked for), so every property is required and nothing else may appear.
+        walk(schema, &mut |m| {
+            let Some(props) = m.get("properties").and_then(Value::as_object) else {
+                return;
+            };
+            assert_eq!(m.get("additionalProperties"), Some(&json!(false)), "{name}");
+            let required: BTreeSet<&str> = m["required"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_str().unwrap())
+                .collect();
+            let mut optional: BTreeSet<&str> = props.keys().map(String::as_str).collect();
+            optional.retain(|p| !required.contains(p));
+            let expected: BTreeSet<&str> = match name.as_str() {
+                "CgroupView" => BTreeSet::from(["history"]),
+                _ => BTreeSet::new(),
+            };
+            assert_eq!(optional, expected, "{name}: optional properties");
+            assert!(
+                required.iter().all(|r| props.contains_key(*r)),
+                "{name}: required but not a property"
+            );
+        });
+    }
+}
+
+/// `schemathesis` on PATH, else `python3 -m schemathesis.cli`; `None` when neither runs.
+fn schemathesis() -> Option<Vec<&'static str>> {
+    [
+        vec!["schemathesis"],
+        vec!["python3", "-m", "schemathesis.cli"],
+    ]
+    .into_iter()
+    .find(|cmd| {
+        Command::new(cmd[0])
+            .args(&cmd[1..])
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+#[test]
+fn schemathesis_finds_nothing_against_the_live_server() {
+    let cmd = schemathesis();
+    if !require(cmd.is_some(), "schemathesis") {
+        return;
+    }
+    let cmd = cmd.unwrap();
+    let server = Server::scenario(&fixtures_dir().join("hybrid-docker-host"));
+    // Its working directory is scratch: nothing (.hypothesis, reports) lands in the checkout.
+    let work = tempfile::tempdir().unwrap();
+    let out_path = work.path().join("schemathesis.log");
+    let out = std::fs::File::create(&out_path).unwrap();
+    let mut child = Command::new(cmd[0])
+        .args(&cmd[1..])
+        .args(["run", "--checks", "all", "--max-examples", "50"])
+        .args([
+            "--request-timeout",
+            "10",
+            "--generation-database",
+            "none",
+            "--no-color",
+        ])
+        .arg(format!("{}/api/v1/openapi.json", server.base_url()))
+        .current_dir(work.path())
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    // A few seconds normally; the bound only keeps a hang from stalling the suite.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let log = std::fs::read_to_string(&out_path).unwrap_or_default();
+    eprintln!("{log}");
+    let status = status.unwrap_or_else(|| panic!("schemathesis ran over 300 s:\n{log}"));
+    assert!(status.success(), "schemathesis failed ({status}):\n{log}");
+    assert!(log.contains("No issues found"), "{log}");
+}
