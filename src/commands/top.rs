@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 /// Where samples come from.
 enum Source {
     Local(Box<Sampler>, bool),
-    Server(String, bool),
+    /// URL, `--all`, and the system CPU counter of the last sample fetched, which tells a
+    /// new server sample from the one already seen.
+    Server(String, bool, Option<u64>),
 }
 
 impl Source {
@@ -27,7 +29,21 @@ impl Source {
             Source::Local(sampler, all) => {
                 Ok(top::sample_of(&sampler.sample_once(now_unix_ms()), *all))
             }
-            Source::Server(url, all) => fetch(url, *all),
+            Source::Server(url, all, last) => {
+                // The server publishes one sample per its own interval: fetching again
+                // before its next one gives zero deltas (every CPU % 0.00). Wait a little
+                // for a fresh sample (a server sampling much slower is shown as it is).
+                let deadline = Instant::now() + Duration::from_secs(2);
+                loop {
+                    let sample = fetch(url, *all)?;
+                    let fresh = sample.system_cpu_ns.is_none() || sample.system_cpu_ns != *last;
+                    if fresh || Instant::now() >= deadline {
+                        *last = sample.system_cpu_ns;
+                        return Ok(sample);
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
         }
     }
 }
@@ -41,7 +57,7 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &TopArgs) -> anyhow::Res
             let url = url.trim_end_matches('/').to_owned();
             // Fail early and clearly when the server is not there.
             fetch(&url, args.all)?;
-            Source::Server(url, args.all)
+            Source::Server(url, args.all, None)
         }
         None => Source::Local(Box::new(local_sampler(roots, runtimes, args)?), args.all),
     };
@@ -137,7 +153,13 @@ fn plain(source: &mut Source, prev: &mut TopSample, args: &TopArgs) -> anyhow::R
         let rows = filtered_rows(prev, &cur, &args.containers);
         let lines = match args.format {
             TopFormat::Table => top::table(&rows, args.no_trunc),
-            TopFormat::Json => top::json_lines(&rows, args.no_trunc),
+            // docker's `Container` is the name or id as asked on the command line.
+            TopFormat::Json => top::json_lines_with(&rows, args.no_trunc, |e| {
+                args.containers
+                    .iter()
+                    .find(|f| matches_filter(e, std::slice::from_ref(*f)))
+                    .cloned()
+            }),
         };
         let mut text = lines.join("\n");
         text.push('\n');
@@ -206,7 +228,7 @@ fn fetch(url: &str, all: bool) -> anyhow::Result<TopSample> {
                 i.kubernetes.as_ref(),
                 &i.cgroup,
             );
-            entry_of(i.cgroup, id, name, &i.stats)
+            top::entry_of(i.cgroup, id, name, &i.stats)
         })
         .collect();
     Ok(TopSample {
@@ -215,40 +237,6 @@ fn fetch(url: &str, all: bool) -> anyhow::Result<TopSample> {
         memory_total_bytes: machine.memory_total_bytes,
         entries,
     })
-}
-
-fn entry_of(cgroup: String, id: String, name: String, s: &CgroupStats) -> TopEntry {
-    let (rx, tx) = s
-        .network
-        .iter()
-        .filter(|n| !n.host_namespace)
-        .flat_map(|n| n.interfaces.iter())
-        .filter(|i| i.name != "lo")
-        .fold((0u64, 0u64), |(r, t), i| {
-            (r.saturating_add(i.rx_bytes), t.saturating_add(i.tx_bytes))
-        });
-    let (read, write) =
-        s.io.iter()
-            .flat_map(|io| io.devices.iter())
-            .fold((0u64, 0u64), |(r, w), d| {
-                (
-                    r.saturating_add(d.read_bytes.unwrap_or(0)),
-                    w.saturating_add(d.write_bytes.unwrap_or(0)),
-                )
-            });
-    TopEntry {
-        cgroup,
-        id,
-        name,
-        cpu_usage_ns: s.cpu.as_ref().and_then(|c| c.usage_ns),
-        memory_bytes: s.memory.as_ref().and_then(|m| m.working_set_bytes),
-        memory_limit_bytes: s.memory.as_ref().and_then(|m| m.limit_bytes),
-        net_rx_bytes: rx,
-        net_tx_bytes: tx,
-        block_read_bytes: read,
-        block_write_bytes: write,
-        pids: s.pids.as_ref().and_then(|p| p.current),
-    }
 }
 
 /// Sort orders of the interactive view, one key each.

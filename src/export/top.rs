@@ -87,42 +87,51 @@ pub fn sample_of(tick: &Tick, all: bool) -> TopSample {
         };
         let name = display_name(kind, id, meta.and_then(|m| m.name.as_deref()), names, path);
         let id = id.to_owned();
-        let s = &c.stats;
-        let interfaces = s
-            .network
-            .iter()
-            .filter(|n| !n.host_namespace)
-            .flat_map(|n| n.interfaces.iter())
-            .filter(|i| i.name != "lo");
-        let (rx, tx) = interfaces.fold((0u64, 0u64), |(r, t), i| {
-            (r.saturating_add(i.rx_bytes), t.saturating_add(i.tx_bytes))
-        });
-        let devices = s.io.iter().flat_map(|io| io.devices.iter());
-        let (read, write) = devices.fold((0u64, 0u64), |(r, w), d| {
-            (
-                r.saturating_add(d.read_bytes.unwrap_or(0)),
-                w.saturating_add(d.write_bytes.unwrap_or(0)),
-            )
-        });
-        entries.push(TopEntry {
-            cgroup: c.path.to_string(),
-            id,
-            name,
-            cpu_usage_ns: s.cpu.as_ref().and_then(|c| c.usage_ns),
-            memory_bytes: s.memory.as_ref().and_then(|m| m.working_set_bytes),
-            memory_limit_bytes: s.memory.as_ref().and_then(|m| m.limit_bytes),
-            net_rx_bytes: rx,
-            net_tx_bytes: tx,
-            block_read_bytes: read,
-            block_write_bytes: write,
-            pids: s.pids.as_ref().and_then(|p| p.current),
-        });
+        entries.push(entry_of(c.path.to_string(), id, name, &c.stats));
     }
     TopSample {
         system_cpu_ns: tick.snapshot.system_cpu_usage_ns,
         online_cpus: tick.snapshot.machine.logical_cores,
         memory_total_bytes: tick.snapshot.machine.memory_total_bytes,
         entries,
+    }
+}
+
+/// The numbers `top` shows of one cgroup's stats.
+pub fn entry_of(
+    cgroup: String,
+    id: String,
+    name: String,
+    s: &crate::model::CgroupStats,
+) -> TopEntry {
+    let interfaces = s
+        .network
+        .iter()
+        .filter(|n| !n.host_namespace)
+        .flat_map(|n| n.interfaces.iter())
+        .filter(|i| i.name != "lo");
+    let (rx, tx) = interfaces.fold((0u64, 0u64), |(r, t), i| {
+        (r.saturating_add(i.rx_bytes), t.saturating_add(i.tx_bytes))
+    });
+    let devices = s.io.iter().flat_map(|io| io.devices.iter());
+    let (read, write) = devices.fold((0u64, 0u64), |(r, w), d| {
+        (
+            r.saturating_add(d.read_bytes.unwrap_or(0)),
+            w.saturating_add(d.write_bytes.unwrap_or(0)),
+        )
+    });
+    TopEntry {
+        cgroup,
+        id,
+        name,
+        cpu_usage_ns: s.cpu.as_ref().and_then(|c| c.usage_ns),
+        memory_bytes: s.memory.as_ref().and_then(|m| m.working_set_bytes),
+        memory_limit_bytes: s.memory.as_ref().and_then(|m| m.limit_bytes),
+        net_rx_bytes: rx,
+        net_tx_bytes: tx,
+        block_read_bytes: read,
+        block_write_bytes: write,
+        pids: s.pids.as_ref().and_then(|p| p.current),
     }
 }
 
@@ -371,12 +380,22 @@ pub struct JsonRow<'a> {
 
 /// The JSON lines of `--format json`.
 pub fn json_lines(rows: &[TopRow], no_trunc: bool) -> Vec<String> {
+    json_lines_with(rows, no_trunc, |_| None)
+}
+
+/// The JSON lines, with `Container` taken from `container` when it names the entry (docker
+/// prints the argument a container was asked by there, its short id otherwise).
+pub fn json_lines_with(
+    rows: &[TopRow],
+    no_trunc: bool,
+    container: impl Fn(&TopEntry) -> Option<String>,
+) -> Vec<String> {
     rows.iter()
         .map(|r| {
             let c = cells(r, no_trunc);
             let e = &r.entry;
             let row = JsonRow {
-                container: c.id.clone(),
+                container: container(e).unwrap_or_else(|| c.id.clone()),
                 id: c.id,
                 name: &e.name,
                 cpu_perc: c.cpu,
