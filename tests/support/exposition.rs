@@ -88,7 +88,7 @@ fn parse_sample(line: &str) -> Result<Sample, String> {
             if labels.insert(lname.to_owned(), value).is_some() {
                 return Err(format!("label {lname} twice"));
             }
-        }
+        };
         rest = &after[end + 1..];
     }
     let value_text = rest.strip_prefix(' ').ok_or("no space before value")?;

@@ -21,12 +21,14 @@ function niceStep(span, count) {
   return (norm <= 1 ? 1 : norm <= 2 ? 2 : norm <= 5 ? 5 : 10) * mag;
 }
 
-// Ticks from 0 to at least max; byte axes step in powers of 1024 so labels come out round.
-function ticks(max, binary) {
-  if (!(max > 0)) max = 1;
+// Ticks from 0 to at least max; byte axes step in powers of 1024 so labels come out round,
+// and count axes (bytes, tasks) never step by less than one.
+function ticks(max, binary, integer) {
+  if (!(max > 0)) max = binary ? 1024 : 1;
   let unit = 1;
   if (binary) while (max / unit >= 1024) unit *= 1024;
-  const step = niceStep(max / unit, 4) * unit;
+  let step = niceStep(max / unit, 4) * unit;
+  if (binary || integer) step = Math.max(step, 1);
   const top = Math.ceil(max / step - 1e-9) * step;
   const out = [];
   for (let v = 0; v <= top + step / 2; v += step) out.push(v);
@@ -41,7 +43,8 @@ function relTime(ms) {
 
 /**
  * Creates a chart inside `parent`.
- * opts: { id, title, format(v) -> label, binary (byte axis), series: [{ label, cls, dash }] }
+ * opts: { id, title, format(v) -> label, binary (byte axis), integer (count axis),
+ *         series: [{ label, cls (colour class s1..s5), dash }] }
  * Returns { el, update({ series: [[t_ms, v|null], ...][], limit: {value, label}|null }) }.
  * The figure carries data-chart=id and data-points (points of the longest series).
  */
@@ -59,6 +62,7 @@ export function lineChart(parent, opts) {
   caption.append(title, legend);
   const plot = document.createElement("div");
   plot.className = "plot";
+  plot.setAttribute("role", "img");
   const tip = document.createElement("div");
   tip.className = "tip";
   tip.hidden = true;
@@ -68,6 +72,8 @@ export function lineChart(parent, opts) {
 
   let last = { series: [], limit: null };
   let geom = null;
+  // Where the pointer rests over the plot (client x), so a redraw keeps the cursor there.
+  let pointerX = null;
 
   function draw() {
     const { series, limit } = last;
@@ -83,7 +89,7 @@ export function lineChart(parent, opts) {
     // The limit line joins the scale only when the data comes within a tenth of it;
     // otherwise it would flatten the series into the floor (the legend still names it).
     const showLimit = limit && limit.value > 0 && dataMax >= limit.value / 10;
-    const yTicks = ticks(Math.max(dataMax, showLimit ? limit.value : 0), opts.binary);
+    const yTicks = ticks(Math.max(dataMax, showLimit ? limit.value : 0), opts.binary, opts.integer);
     const yMax = yTicks[yTicks.length - 1];
     const x = (t) => PAD.left + ((t - tStart) / span) * w;
     const y = (v) => PAD.top + h - (v / yMax) * h;
@@ -103,12 +109,25 @@ export function lineChart(parent, opts) {
     }
     const stepS = span > 180_000 ? 60 : span > 90_000 ? 30 : 15;
     for (let ago = 0; ago <= span; ago += stepS * 1000) {
-      const label = svg("text", { class: "axis", x: x(tEnd - ago), y: HEIGHT - 6, "text-anchor": ago === 0 ? "end" : "middle" });
+      const label = svg("text", {
+        class: "axis",
+        x: x(tEnd - ago),
+        y: HEIGHT - 6,
+        "text-anchor": ago === 0 ? "end" : "middle",
+      });
       label.textContent = relTime(ago);
       root.append(label);
     }
     if (showLimit) {
-      root.append(svg("line", { class: "limit", x1: PAD.left, x2: PAD.left + w, y1: y(limit.value), y2: y(limit.value) }));
+      root.append(
+        svg("line", {
+          class: "limit",
+          x1: PAD.left,
+          x2: PAD.left + w,
+          y1: y(limit.value),
+          y2: y(limit.value),
+        }),
+      );
     }
     series.forEach((points, i) => {
       const spec = opts.series[i];
@@ -130,9 +149,12 @@ export function lineChart(parent, opts) {
       }
       root.append(svg("path", { class: `line ${spec.cls}${spec.dash ? " dashed" : ""}`, d }));
     });
-    root.append(svg("line", { class: "cursor", x1: 0, x2: 0, y1: PAD.top, y2: PAD.top + h, visibility: "hidden" }));
+    root.append(
+      svg("line", { class: "cursor", x1: 0, x2: 0, y1: PAD.top, y2: PAD.top + h, visibility: "hidden" }),
+    );
     plot.querySelector("svg")?.remove();
     plot.prepend(root);
+    if (pointerX != null) showTip({ clientX: pointerX });
   }
 
   function drawLegend() {
@@ -159,6 +181,7 @@ export function lineChart(parent, opts) {
 
   // Hover or touch: a cursor line and the values of the nearest sample.
   function showTip(ev) {
+    pointerX = ev.clientX;
     if (!geom || !last.series.length) return;
     const box = plot.getBoundingClientRect();
     const t = geom.tStart + ((ev.clientX - box.left - PAD.left) / geom.w) * geom.span;
@@ -183,6 +206,7 @@ export function lineChart(parent, opts) {
     tip.style.left = `${left}px`;
   }
   function hideTip() {
+    pointerX = null;
     tip.hidden = true;
     plot.querySelector(".cursor")?.setAttribute("visibility", "hidden");
   }
@@ -202,8 +226,11 @@ export function lineChart(parent, opts) {
     update(data) {
       last = { series: data.series, limit: data.limit || null };
       fig.dataset.points = String(Math.max(0, ...data.series.map((s) => s.length)));
-      const summary = drawLegend() ?? legend.textContent;
-      fig.setAttribute("aria-label", `${opts.title}: ${summary}`);
+      drawLegend();
+      plot.setAttribute(
+        "aria-label",
+        `${opts.title}: ${[...legend.children].map((k) => k.textContent).join(", ")}`,
+      );
       draw();
     },
   };

@@ -1,0 +1,655 @@
+//! The debugging web UI in a real browser: `cgscope serve` over real Docker containers, with
+//! headless Chromium driven through chromedriver's W3C WebDriver API. The list shows the test
+//! containers, filtering narrows it, keyboard, deep links and back/forward work, the busy
+//! container's CPU chart gains points over two refreshes, the console stays clean and no
+//! request leaves the server's origin. Screenshots land in `target/ui-screenshots/`.
+//!
+//! The WebDriver client is the few JSON-over-HTTP calls below on a plain `TcpStream`: the
+//! WebDriver crates connect through a TLS stack (or need hyper-util besides), and this test
+//! only ever talks to a chromedriver on loopback.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::support::{is_root, require};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const IMAGE: &str = "cgscope-test/busybox:latest";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "chromedriver";
+/// The key WebDriver names element references by.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+// ---- plumbing: processes, ports, HTTP --------------------------------------------------------
+
+fn ok(cmd: &str, args: &[&str]) -> bool {
+    Command::new(cmd)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A port that was free a moment ago (the listener is dropped before the child binds it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// One HTTP/1.1 exchange with a loopback server: (status, body).
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+    let body = body.unwrap_or("");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let (mut length, mut chunked) = (None, false);
+    loop {
+        line.clear();
+        reader.read_line(&mut line)?;
+        let header = line.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':').unwrap_or((header, ""));
+        match name.trim().to_ascii_lowercase().as_str() {
+            "content-length" => length = value.trim().parse::<usize>().ok(),
+            "transfer-encoding" => chunked = value.to_ascii_lowercase().contains("chunked"),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if chunked {
+        loop {
+            line.clear();
+            reader.read_line(&mut line)?;
+            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or("0"), 16)
+                .unwrap_or(0);
+            if size == 0 {
+                break;
+            }
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk)?;
+            out.extend_from_slice(&chunk[..size]);
+        }
+    } else if let Some(n) = length {
+        out.resize(n, 0);
+        reader.read_exact(&mut out)?;
+    } else {
+        reader.read_to_end(&mut out)?;
+    }
+    Ok((status, String::from_utf8_lossy(&out).into_owned()))
+}
+
+/// A child process killed (and reaped) on drop; its output goes to `log`, shown on failure.
+struct Daemon {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn spawn(name: &'static str, cmd: &mut Command, dir: &Path) -> Daemon {
+        let log = dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Daemon { name, child, log }
+    }
+
+    fn assert_alive(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!(
+                "{} exited with {status}:\n{}",
+                self.name,
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Removes the test's Docker containers, even on panic.
+struct Containers(Vec<String>);
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            let _ = Command::new("docker").args(["rm", "-f", name]).output();
+        }
+    }
+}
+
+fn decode_base64(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let digits: Vec<u8> = text
+        .bytes()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
+        .collect();
+    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
+    for group in digits.chunks(4) {
+        let n = group
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, c)| n | (u32::from(value(*c)) << (18 - 6 * i)));
+        out.extend_from_slice(&n.to_be_bytes()[1..group.len()]);
+    }
+    out
+}
+
+// ---- a minimal W3C WebDriver session ---------------------------------------------------------
+
+struct Browser {
+    driver: String,
+    session: String,
+}
+
+impl Browser {
+    fn start(driver: &str, profile: &Path) -> Browser {
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:loggingPrefs": {"browser": "ALL"},
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            },
+        }}});
+        let (status, body) = http(driver, "POST", "/session", Some(&caps.to_string())).unwrap();
+        assert_eq!(status, 200, "new WebDriver session: {body}");
+        let reply: Value = serde_json::from_str(&body).unwrap();
+        Browser {
+            driver: driver.to_owned(),
+            session: reply["value"]["sessionId"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        let path = format!("/session/{}{path}", self.session);
+        let body = (method == "POST").then(|| body.to_string());
+        let (status, reply) = http(&self.driver, method, &path, body.as_deref()).unwrap();
+        let reply: Value = serde_json::from_str(&reply).unwrap_or(Value::Null);
+        assert_eq!(status, 200, "WebDriver {method} {path}: {reply}");
+        reply["value"].clone()
+    }
+
+    fn goto(&self, url: &str) {
+        self.call("POST", "/url", json!({ "url": url }));
+    }
+
+    fn js(&self, script: &str, args: Value) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            json!({ "script": script, "args": args }),
+        )
+    }
+
+    /// Polls `script` until it returns something other than null or false.
+    fn wait_js(&self, what: &str, timeout: Duration, script: &str, args: Value) -> Value {
+        wait_for(what, timeout, || {
+            let v = self.js(script, args.clone());
+            (!v.is_null() && v != Value::Bool(false)).then_some(v)
+        })
+    }
+
+    fn find(&self, css: &str) -> String {
+        let v = self.call(
+            "POST",
+            "/element",
+            json!({"using": "css selector", "value": css}),
+        );
+        v[ELEMENT].as_str().unwrap().to_owned()
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let element = self.find(css);
+        self.call(
+            "POST",
+            &format!("/element/{element}/value"),
+            json!({ "text": text }),
+        );
+    }
+
+    /// Presses keys (WebDriver key values) in order, as the keyboard would.
+    fn press(&self, keys: &[&str]) {
+        let actions: Vec<Value> = keys
+            .iter()
+            .flat_map(|k| {
+                [
+                    json!({"type": "keyDown", "value": k}),
+                    json!({"type": "keyUp", "value": k}),
+                ]
+            })
+            .collect();
+        self.call(
+            "POST",
+            "/actions",
+            json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]}),
+        );
+        self.call("DELETE", "/actions", Value::Null);
+    }
+
+    /// A Chrome DevTools command through chromedriver (emulation and full-page screenshots).
+    fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.call(
+            "POST",
+            "/goog/cdp/execute",
+            json!({ "cmd": cmd, "params": params }),
+        )
+    }
+
+    /// Viewport width and colour scheme, as a phone or a dark-themed desktop would have them.
+    fn emulate(&self, width: u32, dark: bool) {
+        let mobile = width < 600;
+        let height = if mobile { 844 } else { 900 };
+        self.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}),
+        );
+        let scheme = if dark { "dark" } else { "light" };
+        self.cdp(
+            "Emulation.setEmulatedMedia",
+            json!({"features": [{"name": "prefers-color-scheme", "value": scheme}]}),
+        );
+    }
+
+    /// Saves a screenshot of the whole page (not just the viewport).
+    fn screenshot(&self, path: &Path) {
+        let shot = self.cdp(
+            "Page.captureScreenshot",
+            json!({"format": "png", "captureBeyondViewport": true}),
+        );
+        std::fs::write(path, decode_base64(shot["data"].as_str().unwrap())).unwrap();
+    }
+
+    /// Browser log entries since the previous call (console, uncaught errors, failed loads).
+    fn log(&self) -> Vec<Value> {
+        let v = self.call("POST", "/se/log", json!({"type": "browser"}));
+        v.as_array().cloned().unwrap_or_default()
+    }
+
+    /// URLs of every resource the page fetched, from the Resource Timing API.
+    fn resources(&self) -> Vec<String> {
+        let v = self.js(
+            "return performance.getEntriesByType('resource').map(e => e.name);",
+            json!([]),
+        );
+        serde_json::from_value(v).unwrap()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let path = format!("/session/{}", self.session);
+        let _ = http(&self.driver, "DELETE", &path, None);
+    }
+}
+
+// ---- the tests -------------------------------------------------------------------------------
+
+/// Network-free by construction: no asset names another origin (the SVG namespace is a name,
+/// not a fetch), and the page's CSP forbids every origin but its own.
+#[test]
+fn ui_assets_reference_no_other_origin() {
+    for name in cgscope::export::ui::FILES {
+        let asset = cgscope::export::ui::asset(name).unwrap();
+        let text = std::str::from_utf8(asset.body).unwrap();
+        for (i, _) in text.match_indices("//") {
+            let before = &text[..i];
+            let scheme = ["http:", "https:", "\"", "'", "(", "=", "`"]
+                .iter()
+                .any(|p| before.ends_with(p));
+            let svg_ns =
+                text[..i].ends_with("http:") && text[i..].starts_with("//www.w3.org/2000/svg\"");
+            assert!(
+                !scheme || svg_ns,
+                "{name} refers to another origin: {:?}",
+                &text[i.saturating_sub(20)..(i + 40).min(text.len())]
+            );
+        }
+    }
+    let index =
+        std::str::from_utf8(cgscope::export::ui::asset("index.html").unwrap().body).unwrap();
+    assert!(
+        index.contains("default-src 'none'; script-src 'self'"),
+        "index.html keeps its CSP"
+    );
+}
+
+#[test]
+fn ui_in_chromium_lists_filters_and_charts_live_containers() {
+    let available = is_root()
+        && ok("docker", &["image", "inspect", IMAGE])
+        && Path::new(CHROMIUM).exists()
+        && ok(CHROMEDRIVER, &["--version"]);
+    if !require(
+        available,
+        "root, a running dockerd with the test image, chromium and chromium-driver (bash .ci/setup)",
+    ) {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let shots = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .join("ui-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+
+    // Two containers: a busy loop and an idle one, so filtering has something to remove.
+    let tag = format!(
+        "{}-{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let busy = format!("cgscope-ui-busy-{tag}");
+    let idle = format!("cgscope-ui-idle-{tag}");
+    let _containers = Containers(vec![busy.clone(), idle.clone()]);
+    let busy_id = run(
+        "docker",
+        &[
+            "run",
+            "-d",
+            "--name",
+            &busy,
+            "--cpus",
+            "0.5",
+            IMAGE,
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "while :; do :; done",
+        ],
+    );
+    run(
+        "docker",
+        &[
+            "run",
+            "-d",
+            "--name",
+            &idle,
+            "--memory",
+            "32m",
+            "--label",
+            "purpose=ui-test",
+            IMAGE,
+            "/bin/busybox",
+            "sleep",
+            "600",
+        ],
+    );
+
+    // cgscope serve on loopback, once the busy container is identified.
+    let listen = format!("127.0.0.1:{}", free_port());
+    let base = format!("http://{listen}");
+    let mut server = Daemon::spawn(
+        "cgscope",
+        Command::new(env!("CARGO_BIN_EXE_cgscope")).args([
+            "serve",
+            "--listen",
+            &listen,
+            "--interval",
+            "1s",
+        ]),
+        scratch.path(),
+    );
+    wait_for(
+        "cgscope to list the busy container",
+        Duration::from_secs(60),
+        || {
+            server.assert_alive();
+            let found = http(&listen, "GET", &format!("/api/v1/containers/{busy}"), None).ok()?;
+            (found.0 == 200).then_some(())
+        },
+    );
+
+    // chromedriver and a headless Chromium.
+    let driver = format!("127.0.0.1:{}", free_port());
+    let port = driver.rsplit(':').next().unwrap().to_owned();
+    let mut chromedriver = Daemon::spawn(
+        "chromedriver",
+        Command::new(CHROMEDRIVER).arg(format!("--port={port}")),
+        scratch.path(),
+    );
+    wait_for("chromedriver to be ready", Duration::from_secs(30), || {
+        chromedriver.assert_alive();
+        let (status, body) = http(&driver, "GET", "/status", None).ok()?;
+        (status == 200 && body.contains("\"ready\":true")).then_some(())
+    });
+    let browser = Browser::start(&driver, &scratch.path().join("profile"));
+    browser.emulate(1280, false);
+    let long = Duration::from_secs(30);
+    let mut fetched: Vec<String> = Vec::new();
+
+    // The list shows both containers by name.
+    browser.goto(&format!("{base}/#/containers"));
+    browser.js(
+        "performance.setResourceTimingBufferSize(100000);",
+        json!([]),
+    );
+    let row_names = "return [...document.querySelectorAll('#containers tr[data-key]')].map(r => r.dataset.name);";
+    let both = browser.wait_js(
+        "the list to show both test containers",
+        long,
+        &format!("const n = (() => {{ {row_names} }})(); return n.includes(arguments[0]) && n.includes(arguments[1]) && n;"),
+        json!([busy, idle]),
+    );
+    let before = both.as_array().unwrap().len();
+    assert!(before >= 2, "rows before filtering: {both}");
+    browser.screenshot(&shots.join("list-1280.png"));
+
+    // Typing in the filter narrows the list to the busy container.
+    browser.type_into("#filter", &busy);
+    let narrowed = browser.wait_js(
+        "the filter to narrow the list",
+        long,
+        &format!("const n = (() => {{ {row_names} }})(); return n.length === 1 && n;"),
+        json!([]),
+    );
+    assert_eq!(narrowed, json!([busy]), "filtered from {before} rows");
+    assert!(
+        browser
+            .js("return location.hash", json!([]))
+            .as_str()
+            .unwrap()
+            .contains("q="),
+        "the filter is kept in the address"
+    );
+
+    // Keyboard: leave the field, j focuses the first row, Enter opens its detail page.
+    browser.js("document.activeElement.blur();", json!([]));
+    browser.press(&["j", "\u{E007}"]);
+    let detail_hash = format!("#/containers/{busy_id}");
+    browser.wait_js(
+        "Enter on the focused row to open the detail page",
+        long,
+        "return location.hash === arguments[0];",
+        json!([detail_hash]),
+    );
+
+    // Back returns to the filtered list, forward to the detail page.
+    browser.call("POST", "/back", json!({}));
+    browser.wait_js(
+        "back to the filtered list",
+        long,
+        &format!("const n = (() => {{ {row_names} }})(); return location.hash.startsWith('#/containers?') && n.length === 1;"),
+        json!([]),
+    );
+    browser.call("POST", "/forward", json!({}));
+    browser.wait_js(
+        "forward to the detail page",
+        long,
+        "return location.hash === arguments[0] && !!document.querySelector('[data-view=detail][data-loaded]');",
+        json!([detail_hash]),
+    );
+
+    // A fresh page load of the deep link (not a same-document hash change) shows the page.
+    fetched.extend(browser.resources());
+    browser.goto("about:blank");
+    browser.goto(&format!("{base}/{detail_hash}"));
+    browser.js(
+        "performance.setResourceTimingBufferSize(100000);",
+        json!([]),
+    );
+    browser.wait_js(
+        "the deep-linked detail page to name the busy container",
+        long,
+        "const h = document.querySelector('[data-view=detail] h1'); return !!h && h.textContent.includes(arguments[0]);",
+        json!([busy]),
+    );
+
+    // The busy container's CPU chart gains points over two refreshes.
+    let points = "const c = document.querySelector('[data-chart=cpu]'); return c && Number(c.dataset.points);";
+    let first = browser.wait_js(
+        "CPU chart points",
+        long,
+        &format!("const n = (() => {{ {points} }})(); return n > 0 && n;"),
+        json!([]),
+    );
+    let grown = |after: &Value| {
+        browser.wait_js(
+            "the CPU chart to gain a point",
+            Duration::from_secs(20),
+            &format!("const n = (() => {{ {points} }})(); return n > arguments[0] && n;"),
+            json!([after]),
+        )
+    };
+    let second = grown(&first);
+    let third = grown(&second);
+    eprintln!("CPU chart points over two refreshes: {first} -> {second} -> {third}");
+    let cpu_now: f64 = browser
+        .js(
+            "return document.querySelector('[data-chart=cpu] .legend .key').textContent;",
+            json!([]),
+        )
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .unwrap();
+    assert!(
+        cpu_now > 0.05,
+        "the busy loop shows CPU use in the chart legend ({cpu_now} cores)"
+    );
+    browser.screenshot(&shots.join("detail-1280.png"));
+
+    // Screenshots: overview and detail at 1280 and 390 px, light and dark.
+    let overview_ready = "return !!document.querySelector('[data-view=overview][data-loaded]') && Number(document.querySelector('[data-chart=node-cpu]').dataset.points) > 1;";
+    let detail_ready = "return !!document.querySelector('[data-view=detail][data-loaded]') && Number(document.querySelector('[data-chart=cpu]').dataset.points) > 1;";
+    for (width, dark) in [(1280, false), (390, false), (1280, true), (390, true)] {
+        browser.emulate(width, dark);
+        let suffix = format!("{width}{}", if dark { "-dark" } else { "" });
+        fetched.extend(browser.resources());
+        browser.goto(&format!("{base}/#/"));
+        browser.wait_js("the overview", long, overview_ready, json!([]));
+        std::thread::sleep(Duration::from_millis(300));
+        browser.screenshot(&shots.join(format!("overview-{suffix}.png")));
+        browser.goto(&format!("{base}/{detail_hash}"));
+        browser.wait_js("the detail page", long, detail_ready, json!([]));
+        std::thread::sleep(Duration::from_millis(300));
+        browser.screenshot(&shots.join(format!("detail-{suffix}.png")));
+        if width == 390 && !dark {
+            browser.goto(&format!("{base}/#/containers"));
+            browser.wait_js(
+                "the list",
+                long,
+                "return !!document.querySelector('[data-view=containers][data-loaded]');",
+                json!([]),
+            );
+            browser.screenshot(&shots.join("list-390.png"));
+        }
+    }
+    eprintln!("screenshots in {}", shots.display());
+
+    // No errors in the console, no request outside the server's origin.
+    let log = browser.log();
+    let severe: Vec<&Value> = log.iter().filter(|e| e["level"] == "SEVERE").collect();
+    assert!(severe.is_empty(), "browser console errors: {severe:#?}");
+    fetched.extend(browser.resources());
+    assert!(
+        fetched.iter().any(|u| u.ends_with("/ui/app.js")),
+        "resource timing saw the page's assets: {fetched:?}"
+    );
+    let foreign: Vec<&String> = fetched
+        .iter()
+        .filter(|u| !u.starts_with(&format!("{base}/")))
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "requests left the server's origin: {foreign:?}"
+    );
+    server.assert_alive();
+}
