@@ -85,7 +85,9 @@ fn local_sampler(roots: &Roots, runtimes: &RuntimeArgs, args: &TopArgs) -> anyho
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(resync_once(&sockets, &store, Duration::from_secs(3)));
+    // A busy node's dockerd can take seconds to list and inspect: without the names,
+    // `top NAME` would say there is no such container.
+    rt.block_on(resync_once(&sockets, &store, Duration::from_secs(10)));
     for (runtime, socket) in [
         (MetadataSource::Docker, sockets.docker.clone()),
         (MetadataSource::Containerd, sockets.containerd.clone()),
@@ -196,6 +198,7 @@ fn fetch(url: &str, all: bool) -> anyhow::Result<TopSample> {
         logical_cores: Option<u32>,
         memory_total_bytes: Option<u64>,
         system_cpu_usage_ns: Option<u64>,
+        sampled_at_unix_ms: Option<u64>,
     }
     #[derive(serde::Deserialize)]
     struct Item {
@@ -206,14 +209,31 @@ fn fetch(url: &str, all: bool) -> anyhow::Result<TopSample> {
         kubernetes: Option<KubernetesNames>,
         stats: CgroupStats,
     }
-    let machine: Machine = serde_json::from_str(&get("/api/v1/machine")?)
-        .context("unexpected /api/v1/machine answer")?;
-    let items: Vec<Item> = serde_json::from_str(&get(if all {
-        "/api/v1/cgroups"
-    } else {
-        "/api/v1/containers"
-    })?)
-    .context("unexpected container list answer")?;
+    let get_machine = || -> anyhow::Result<Machine> {
+        serde_json::from_str(&get("/api/v1/machine")?).context("unexpected /api/v1/machine answer")
+    };
+    // The machine's counters and the list come in two requests, which can straddle one of
+    // the server's samples: system CPU from one sample and container CPU from the next skews
+    // every CPU % (to 0 % or far above). Read the machine again after the list, until both
+    // answers belong to the same sample.
+    let mut machine = get_machine()?;
+    let mut tries = 0;
+    let items: Vec<Item> = loop {
+        let items = serde_json::from_str(&get(if all {
+            "/api/v1/cgroups"
+        } else {
+            "/api/v1/containers"
+        })?)
+        .context("unexpected container list answer")?;
+        let after = get_machine()?;
+        let same = after.sampled_at_unix_ms == machine.sampled_at_unix_ms
+            && after.system_cpu_usage_ns == machine.system_cpu_usage_ns;
+        machine = after;
+        tries += 1;
+        if same || tries >= 5 {
+            break items;
+        }
+    };
     let entries = items
         .into_iter()
         .filter(|i| {

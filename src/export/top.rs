@@ -487,6 +487,21 @@ mod tests {
     }
 
     #[test]
+    fn container_is_the_argument_asked_for_else_the_short_id() {
+        let cur = TopSample {
+            entries: vec![entry("/a", 0, 0, None)],
+            ..TopSample::default()
+        };
+        let rows = rows(None, &cur);
+        let container = |line: &str| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["Container"].clone()
+        };
+        assert_eq!(container(&json_lines(&rows, false)[0]), "0123456789ab");
+        let asked = json_lines_with(&rows, false, |_| Some("web".to_owned()));
+        assert_eq!(container(&asked[0]), "web");
+    }
+
+    #[test]
     fn the_table_pads_like_tabwriter() {
         let cur = TopSample {
             system_cpu_ns: None,
