@@ -5,6 +5,7 @@ use crate::export::api::{self, ContainerQuery, ErrorView, MachineView};
 use crate::export::prometheus::{self, Format, RenderOptions};
 use crate::model::Tick;
 use crate::sampler::Handle;
+use crate::security::{self, Auth};
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -16,7 +17,7 @@ use std::collections::HashMap;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The checked-in OpenAPI document of the JSON API.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -66,15 +67,111 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves, then finishes in-flight requests.
+/// Bounds against slow and oversized clients (slowloris, huge heads or bodies, stuck
+/// handlers). A slow *reader* of a response is not bounded (hyper has no write timeout);
+/// it holds one connection and a reference to the tick's shared body, nothing more.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// A connection must deliver each request head (line and headers) within this, counted
+    /// from the accept (or the TLS handshake) for the first request and from the previous
+    /// response for the next ones: idle and trickling connections are closed.
+    pub header_read_timeout: Duration,
+    /// The TLS handshake must finish within this.
+    pub tls_handshake_timeout: Duration,
+    /// A handler must produce its response within this, or the client gets 408.
+    pub request_timeout: Duration,
+    /// Largest request head hyper buffers; a larger one gets 431 (hyper's minimum is 8 KiB).
+    pub max_header_bytes: usize,
+    /// Largest request body; a larger declared one gets 413 (every route is a GET).
+    pub max_body_bytes: usize,
+    /// On shutdown, in-flight requests get this long to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: Duration::from_secs(10),
+            tls_handshake_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_header_bytes: 16 << 10,
+            max_body_bytes: 16 << 10,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The router behind authentication (`auth`: open when it has no credentials) and the
+/// request timeout and body limit of `limits`.
+pub fn router_with(state: Arc<AppState>, auth: Arc<Auth>, limits: &Limits) -> Router {
+    router(state)
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            limits.max_body_bytes,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            auth,
+            security::require_auth,
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+}
+
+/// Serves plain HTTP without authentication until `shutdown` resolves, then finishes
+/// in-flight requests (with the default [`Limits`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_secured(
+        listener,
+        state,
+        Arc::new(Auth::open()),
+        None,
+        Limits::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// Serves with `auth`, over TLS when `tls` is given (its configuration may be swapped while
+/// serving, see `security::Security::spawn_reloader`), under `limits`, until `shutdown`.
+/// HTTP/1.1 only, over TLS too (ALPN `http/1.1`).
+pub async fn serve_secured(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    auth: Arc<Auth>,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router_with(state, auth, &limits).into_make_service();
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    let grace = limits.shutdown_grace;
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(grace));
+    });
+    let mut server = axum_server::Server::<std::net::SocketAddr>::from_listener(listener)
+        .handle(handle)
+        .http1_only()
+        .first_request_timeout(limits.header_read_timeout);
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    match tls {
+        None => server.serve(app).await,
+        Some(config) => {
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
+                .handshake_timeout(limits.tls_handshake_timeout);
+            server.acceptor(acceptor).serve(app).await
+        }
+    }
 }
 
 async fn ui_asset_response(name: &'static str) -> Response {

@@ -19,3 +19,4 @@ pub mod model;
 pub mod proc;
 pub mod sampler;
 pub mod scan;
+pub mod security;

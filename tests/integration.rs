@@ -19,3 +19,13 @@ mod real_runtime;
 mod real_v1;
 // Real cgroup v2: a qemu VM with a v2-only kernel runs workloads and cgscope snapshot.
 mod real_v2;
+// Real Prometheus scraping `cgscope serve` over real containers; wrk load with flat RSS.
+mod real_prometheus;
+// src/openapi.json against the live server's answers on the fixtures, then schemathesis.
+mod openapi;
+// `cgscope top` on real engines: JSON vs docker stats, tmux-driven interactive view, k8s names, --server.
+mod real_top;
+// The debugging web UI in headless Chromium over real containers; screenshots in target/.
+mod ui_browser;
+// daemonset.yaml (schema, checkov, flags) and the FROM-scratch image run as it says: TLS, tokens, mTLS.
+mod deploy;

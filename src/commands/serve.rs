@@ -10,13 +10,35 @@ use crate::model::metadata::{MetadataSource, RecordedMeta};
 use crate::sampler::filter::CgroupFilter;
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::scan::{Roots, Scanner};
+use crate::security::{Security, SecurityOptions, TlsFiles};
 use anyhow::Context;
 
 pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::Result<()> {
     if args.interval.is_zero() {
         anyhow::bail!("--interval must be greater than zero");
     }
+    if args.credentials_reload_interval.is_zero() {
+        anyhow::bail!("--credentials-reload-interval must be greater than zero");
+    }
     let filter = CgroupFilter::new(&args.include, &args.exclude, args.only_containers)?;
+    let security = Security::load(&SecurityOptions {
+        tls: args
+            .tls_cert
+            .as_ref()
+            .zip(args.tls_key.as_ref())
+            .map(|(cert, key)| TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: args.client_ca.clone(),
+            }),
+        bearer_token_file: args.bearer_token_file.clone(),
+    })
+    .context("cannot set up endpoint security")?;
+    if args.bearer_token_file.is_some() && args.tls_cert.is_none() {
+        tracing::warn!(
+            "--bearer-token-file without --tls-cert: tokens cross the network in clear text"
+        );
+    }
     let scanner = Scanner::open(roots).context("cannot start the cgroup reader")?;
     let sockets = runtimes.to_sockets();
     check_sockets(&sockets)?;
@@ -38,7 +60,13 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::R
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
-        tracing::info!(listen = %listener.local_addr()?, "serving");
+        tracing::info!(
+            listen = %listener.local_addr()?,
+            tls = args.tls_cert.is_some(),
+            client_certs = args.client_ca.is_some(),
+            bearer_tokens = args.bearer_token_file.is_some(),
+            "serving"
+        );
         for (runtime, socket) in [
             (MetadataSource::Docker, &sockets.docker),
             (MetadataSource::Containerd, &sockets.containerd),
@@ -70,13 +98,23 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::R
                 version: env!("CARGO_PKG_VERSION"),
             },
         );
+        let (auth, tls) = (security.auth(), security.tls());
+        let reloader = security.spawn_reloader(args.credentials_reload_interval);
         let mut http_stop = stop_rx;
-        let server = tokio::spawn(http::serve(listener, state, async move {
-            let _ = http_stop.wait_for(|stop| *stop).await;
-        }));
+        let server = tokio::spawn(http::serve_secured(
+            listener,
+            state,
+            auth,
+            tls,
+            http::Limits::default(),
+            async move {
+                let _ = http_stop.wait_for(|stop| *stop).await;
+            },
+        ));
         shutdown_signal().await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
+        reloader.abort();
         server.await.context("server task failed")?.context("server failed")?;
         Ok(())
     })

@@ -1,0 +1,1124 @@
+//! Endpoint security for `cgscope serve`: bearer tokens (constant-time comparison), TLS on
+//! rustls with the ring provider, optional client certificates (mTLS), and a poller that
+//! reloads changed credential files (mtime/size/inode, every few seconds) without a restart.
+
+use crate::export::api::ErrorView;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use axum_server::tls::TlsInfo;
+use axum_server::tls_rustls::RustlsConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+use subtle::{Choice, ConstantTimeEq};
+
+/// Routes that answer without credentials: kubelet probes carry neither tokens nor client
+/// certificates, and they reveal nothing but liveness.
+pub const OPEN_PATHS: [&str; 2] = ["/healthz", "/readyz"];
+
+/// Why endpoint security could not be set up (or reloaded).
+#[derive(Debug, thiserror::Error)]
+pub enum SecurityError {
+    #[error("cannot read {what} {}: {error}", path.display())]
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        /// In the message, not a `source`: `{:#}` chains would print it twice.
+        error: std::io::Error,
+    },
+    #[error("{what} {} holds no {expected}", path.display())]
+    Empty {
+        what: &'static str,
+        path: PathBuf,
+        expected: &'static str,
+    },
+    #[error("{what} {}: {message}", path.display())]
+    Invalid {
+        what: &'static str,
+        path: PathBuf,
+        message: String,
+    },
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+}
+
+/// The credential files of `cgscope serve`, as given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct SecurityOptions {
+    pub tls: Option<TlsFiles>,
+    pub bearer_token_file: Option<PathBuf>,
+}
+
+/// PEM files of the TLS server: certificate chain, private key, and the optional CA that
+/// signs client certificates.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Bearer tokens, compared in constant time. `Debug` never shows them.
+pub struct Tokens(Vec<Vec<u8>>);
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tokens({} redacted)", self.0.len())
+    }
+}
+
+impl Tokens {
+    /// Number of tokens.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// True when `presented` equals one of the tokens. Every token is compared, and each
+    /// comparison takes time proportional to the token's own length only, so neither which
+    /// token matched nor how many leading bytes were right shows in the timing.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        let mut any = Choice::from(0);
+        for token in &self.0 {
+            any |= ct_eq_padded(token, presented);
+        }
+        any.into()
+    }
+}
+
+/// Constant-time equality whose duration depends on `expected`'s length, never on where
+/// `presented` first differs (subtle's slice `ct_eq` returns early on unequal lengths).
+fn ct_eq_padded(expected: &[u8], presented: &[u8]) -> Choice {
+    let mut equal = (expected.len() as u64).ct_eq(&(presented.len() as u64));
+    for (i, e) in expected.iter().enumerate() {
+        equal &= e.ct_eq(presented.get(i).unwrap_or(&0));
+    }
+    equal
+}
+
+/// Reads a bearer-token file: one token per line, surrounding whitespace and blank lines
+/// ignored. A token is visible ASCII without spaces (what fits in `Authorization: Bearer`).
+pub fn load_tokens(path: &Path) -> Result<Tokens, SecurityError> {
+    const WHAT: &str = "--bearer-token-file";
+    let bytes = std::fs::read(path).map_err(|error| SecurityError::Read {
+        what: WHAT,
+        path: path.to_owned(),
+        error,
+    })?;
+    let text = String::from_utf8(bytes).map_err(|_| SecurityError::Invalid {
+        what: WHAT,
+        path: path.to_owned(),
+        message: "is not UTF-8 text".into(),
+    })?;
+    let mut tokens = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let token = line.trim();
+        if token.is_empty() {
+            continue;
+        }
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(SecurityError::Invalid {
+                what: WHAT,
+                path: path.to_owned(),
+                message: format!(
+                    "line {} is not a bearer token (visible ASCII without spaces)",
+                    n + 1
+                ),
+            });
+        }
+        tokens.push(token.as_bytes().to_vec());
+    }
+    if tokens.is_empty() {
+        return Err(SecurityError::Empty {
+            what: WHAT,
+            path: path.to_owned(),
+            expected: "token (one per line)",
+        });
+    }
+    Ok(Tokens(tokens))
+}
+
+/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
+fn bearer_token(headers: &HeaderMap) -> Option<&[u8]> {
+    let value = headers.get(header::AUTHORIZATION)?.as_bytes();
+    let space = value.iter().position(|b| *b == b' ')?;
+    let (scheme, rest) = value.split_at(space);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return None;
+    }
+    let token = rest.trim_ascii();
+    (!token.is_empty()).then_some(token)
+}
+
+/// Who may call the protected routes. With neither tokens nor client certificates
+/// configured, everyone may.
+#[derive(Debug)]
+pub struct Auth {
+    /// `Some` when bearer-token auth is on; replaced when the file changes.
+    tokens: Option<RwLock<Arc<Tokens>>>,
+    /// A client certificate verified against `--client-ca` authenticates its connection.
+    client_certs: bool,
+}
+
+impl Auth {
+    /// No authentication: every route is open.
+    pub fn open() -> Self {
+        Auth {
+            tokens: None,
+            client_certs: false,
+        }
+    }
+
+    /// Authentication by any of `tokens` and/or (with `client_certs`) a verified client
+    /// certificate: either one is enough, like the kubelet's and API server's authenticators.
+    pub fn new(tokens: Option<Tokens>, client_certs: bool) -> Self {
+        Auth {
+            tokens: tokens.map(|t| RwLock::new(Arc::new(t))),
+            client_certs,
+        }
+    }
+
+    /// True when some routes need credentials.
+    pub fn enabled(&self) -> bool {
+        self.tokens.is_some() || self.client_certs
+    }
+
+    fn set_tokens(&self, tokens: Tokens) {
+        if let Some(lock) = &self.tokens {
+            if let Ok(mut current) = lock.write() {
+                *current = Arc::new(tokens);
+            }
+        }
+    }
+
+    fn tokens(&self) -> Option<Arc<Tokens>> {
+        let lock = self.tokens.as_ref()?;
+        lock.read().ok().map(|t| Arc::clone(&t))
+    }
+
+    /// True when the request carries valid credentials (or none are needed).
+    pub fn authenticates(&self, headers: &HeaderMap, tls: Option<&TlsInfo>) -> bool {
+        if !self.enabled() {
+            return true;
+        }
+        // rustls has already verified any certificate the client presented against
+        // --client-ca (an invalid one fails the handshake), so presence means verified.
+        if self.client_certs && tls.is_some_and(|t| !t.peer_certificates.is_empty()) {
+            return true;
+        }
+        match (self.tokens(), bearer_token(headers)) {
+            (Some(tokens), Some(presented)) => tokens.matches(presented),
+            _ => false,
+        }
+    }
+
+    fn unauthorized(&self) -> Response {
+        let message = match (self.tokens.is_some(), self.client_certs) {
+            (true, true) => "a bearer token or a client certificate is required",
+            (true, false) => "a valid bearer token is required",
+            _ => "a client certificate signed by the configured CA is required",
+        };
+        let mut response = (
+            StatusCode::UNAUTHORIZED,
+            Json(ErrorView {
+                error: message.into(),
+            }),
+        )
+            .into_response();
+        if self.tokens.is_some() {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"cgscope\""),
+            );
+        }
+        response
+    }
+}
+
+/// axum middleware (`from_fn_with_state`): 401 on every route but [`OPEN_PATHS`] without
+/// valid credentials. Unknown paths are protected too, so nothing leaks unauthenticated.
+pub async fn require_auth(State(auth): State<Arc<Auth>>, request: Request, next: Next) -> Response {
+    let tls = request.extensions().get::<Arc<TlsInfo>>().map(|t| &**t);
+    if OPEN_PATHS.contains(&request.uri().path()) || auth.authenticates(request.headers(), tls) {
+        return next.run(request).await;
+    }
+    auth.unauthorized()
+}
+
+fn read_file(what: &'static str, path: &Path) -> Result<Vec<u8>, SecurityError> {
+    std::fs::read(path).map_err(|error| SecurityError::Read {
+        what,
+        path: path.to_owned(),
+        error,
+    })
+}
+
+fn read_certs(
+    what: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, SecurityError> {
+    let pem = read_file(what, path)?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SecurityError::Invalid {
+            what,
+            path: path.to_owned(),
+            message: format!("bad PEM: {e}"),
+        })?;
+    if certs.is_empty() {
+        return Err(SecurityError::Empty {
+            what,
+            path: path.to_owned(),
+            expected: "PEM certificate",
+        });
+    }
+    Ok(certs)
+}
+
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, SecurityError> {
+    const WHAT: &str = "--tls-key";
+    let pem = read_file(WHAT, path)?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| SecurityError::Invalid {
+        what: WHAT,
+        path: path.to_owned(),
+        message: format!("no PEM private key (PKCS#8, PKCS#1 or SEC1): {e}"),
+    })
+}
+
+/// The ring provider: aws-lc-rs (rustls' default) is a large C build.
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Builds the TLS server configuration from the PEM files: TLS 1.2 and 1.3, HTTP/1.1 over
+/// ALPN, and with a client CA, client certificates verified against it (requested, not
+/// required: unauthenticated clients still reach the probes; [`require_auth`] guards the rest).
+pub fn server_config(files: &TlsFiles) -> Result<ServerConfig, SecurityError> {
+    let provider = provider();
+    let certs = read_certs("--tls-cert", &files.cert)?;
+    let key = read_key(&files.key)?;
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| SecurityError::Tls(e.to_string()))?;
+    let builder = match &files.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for cert in read_certs("--client-ca", ca)? {
+                roots.add(cert).map_err(|e| SecurityError::Invalid {
+                    what: "--client-ca",
+                    path: ca.clone(),
+                    message: e.to_string(),
+                })?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| SecurityError::Tls(format!("--client-ca {}: {e}", ca.display())))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    // with_single_cert also checks that the key belongs to the certificate.
+    let mut config = builder.with_single_cert(certs, key).map_err(|e| {
+        SecurityError::Tls(format!(
+            "{} with {}: {e}",
+            files.cert.display(),
+            files.key.display()
+        ))
+    })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// What identifies one version of a file: a Kubernetes Secret update swaps a symlink to new
+/// files (new inode); an in-place rewrite changes mtime or size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    dev: u64,
+    ino: u64,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        modified: meta.modified().ok(),
+        len: meta.len(),
+        dev: meta.dev(),
+        ino: meta.ino(),
+    })
+}
+
+fn stamps<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) -> Vec<Option<Stamp>> {
+    paths.into_iter().map(|p| stamp(p)).collect()
+}
+
+fn tls_paths(files: &TlsFiles) -> impl Iterator<Item = &PathBuf> {
+    [&files.cert, &files.key]
+        .into_iter()
+        .chain(files.client_ca.as_ref())
+}
+
+/// Endpoint security as loaded at start: the auth state shared with the middleware and the
+/// hot-swappable TLS configuration shared with the acceptor.
+#[derive(Debug)]
+pub struct Security {
+    auth: Arc<Auth>,
+    tls: Option<(TlsFiles, RustlsConfig)>,
+    token_file: Option<PathBuf>,
+    /// File stamps taken just before the files were read.
+    tls_stamps: Vec<Option<Stamp>>,
+    token_stamp: Option<Stamp>,
+}
+
+impl Security {
+    /// No TLS, no authentication.
+    pub fn none() -> Self {
+        Security {
+            auth: Arc::new(Auth::open()),
+            tls: None,
+            token_file: None,
+            tls_stamps: Vec::new(),
+            token_stamp: None,
+        }
+    }
+
+    /// Reads every credential file; any problem is an error (the daemon must not start
+    /// with less security than asked for).
+    pub fn load(options: &SecurityOptions) -> Result<Self, SecurityError> {
+        let token_stamp = options.bearer_token_file.as_deref().and_then(stamp);
+        let tokens = options
+            .bearer_token_file
+            .as_deref()
+            .map(load_tokens)
+            .transpose()?;
+        let (tls, tls_stamps) = match &options.tls {
+            Some(files) => {
+                let before = stamps(tls_paths(files));
+                let config = RustlsConfig::from_config(Arc::new(server_config(files)?));
+                (Some((files.clone(), config)), before)
+            }
+            None => (None, Vec::new()),
+        };
+        let client_certs = options.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+        Ok(Security {
+            auth: Arc::new(Auth::new(tokens, client_certs)),
+            tls,
+            token_file: options.bearer_token_file.clone(),
+            tls_stamps,
+            token_stamp,
+        })
+    }
+
+    /// The auth state for [`require_auth`].
+    pub fn auth(&self) -> Arc<Auth> {
+        Arc::clone(&self.auth)
+    }
+
+    /// The TLS configuration the acceptor reads on every handshake, if TLS is on.
+    pub fn tls(&self) -> Option<RustlsConfig> {
+        self.tls.as_ref().map(|(_, config)| config.clone())
+    }
+
+    /// Checks the credential files once and reloads those that changed. A file that fails
+    /// to load (half written, key not matching yet) keeps the previous configuration in
+    /// service and is tried again on its next change. Returns how many reloads succeeded.
+    pub fn reload_changed(&mut self) -> usize {
+        let mut reloaded = 0;
+        if let Some((files, config)) = &self.tls {
+            let now = stamps(tls_paths(files));
+            if now != self.tls_stamps {
+                self.tls_stamps = now;
+                match server_config(files) {
+                    Ok(new) => {
+                        config.reload_from_config(Arc::new(new));
+                        tracing::info!(cert = %files.cert.display(), "reloaded the TLS configuration");
+                        reloaded += 1;
+                    }
+                    Err(err) => tracing::error!(
+                        error = %err,
+                        "TLS files changed but do not load; still serving the previous ones"
+                    ),
+                }
+            }
+        }
+        if let Some(path) = &self.token_file {
+            let now = stamp(path);
+            if now != self.token_stamp {
+                self.token_stamp = now;
+                match load_tokens(path) {
+                    Ok(tokens) => {
+                        tracing::info!(tokens = tokens.len(), "reloaded the bearer tokens");
+                        self.auth.set_tokens(tokens);
+                        reloaded += 1;
+                    }
+                    Err(err) => tracing::error!(
+                        error = %err,
+                        "token file changed but does not load; the previous tokens stay valid"
+                    ),
+                }
+            }
+        }
+        reloaded
+    }
+
+    /// Polls the credential files every `every` on the blocking pool (a stat per file; files
+    /// are read only when they changed). Polling, not inotify: Secret volumes update through
+    /// symlink swaps in the parent directory, which a poll of the resolved files sees simply.
+    pub fn spawn_reloader(mut self, every: Duration) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            if self.tls.is_none() && self.token_file.is_none() {
+                return;
+            }
+            let mut ticker = tokio::time::interval(every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                match tokio::task::spawn_blocking(move || {
+                    self.reload_changed();
+                    self
+                })
+                .await
+                {
+                    Ok(me) => self = me,
+                    Err(_) => return,
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::export::prometheus::RenderOptions;
+    use crate::http::{self, AppState, Limits};
+    use crate::sampler::history::History;
+    use crate::sampler::Handle;
+    use axum::body::Body;
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, KeyUsagePurpose,
+    };
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use tower::ServiceExt;
+
+    /// A test CA: its PEM and an issuer for leaf certificates.
+    struct Ca {
+        pem: String,
+        issuer: CertifiedIssuer<'static, KeyPair>,
+    }
+
+    fn new_ca(name: &str) -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        Ca {
+            pem: issuer.pem(),
+            issuer,
+        }
+    }
+
+    /// A leaf certificate signed by `ca`: (cert PEM, key PEM, cert DER).
+    fn leaf(ca: &Ca, name: &str, server: bool) -> (String, String, Vec<u8>) {
+        let sans = if server {
+            vec!["localhost".to_owned(), "127.0.0.1".to_owned()]
+        } else {
+            Vec::new()
+        };
+        let mut params = CertificateParams::new(sans).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![if server {
+            ExtendedKeyUsagePurpose::ServerAuth
+        } else {
+            ExtendedKeyUsagePurpose::ClientAuth
+        }];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &ca.issuer).unwrap();
+        (cert.pem(), key.serialize_pem(), cert.der().to_vec())
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn idle_handle() -> Handle {
+        let (_tx, latest) = tokio::sync::watch::channel(None);
+        Handle {
+            latest,
+            history: Arc::new(RwLock::new(History::new(60_000, 10))),
+        }
+    }
+
+    /// A handle with one real tick of the v1 fixture, so data routes answer 200.
+    fn ready_handle() -> Handle {
+        use crate::identity::MetadataStore;
+        use crate::sampler::filter::CgroupFilter;
+        use crate::sampler::{Sampler, SamplerConfig};
+        use crate::scan::{Roots, Scanner};
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-docker-host");
+        let scanner = Scanner::open(&Roots {
+            cgroup_root: dir.join("cgroup"),
+            proc_root: dir.join("proc"),
+            machine_id_file: None,
+        })
+        .unwrap();
+        let mut sampler = Sampler::new(
+            scanner,
+            MetadataStore::new(),
+            SamplerConfig {
+                interval: Duration::from_secs(1),
+                history: Duration::from_secs(60),
+                history_points: 10,
+                filter: CgroupFilter::default(),
+            },
+        );
+        let tick = sampler.sample_once(1_700_000_000_000);
+        // The receiver keeps the last value after the sender is gone.
+        let (_tx, latest) = tokio::sync::watch::channel(Some(Arc::new(tick)));
+        Handle {
+            latest,
+            history: sampler.history(),
+        }
+    }
+
+    fn state(handle: Handle) -> Arc<AppState> {
+        AppState::new(
+            handle,
+            RenderOptions {
+                version: "test",
+                ..RenderOptions::default()
+            },
+        )
+    }
+
+    fn tokens(list: &[&str]) -> Tokens {
+        Tokens(list.iter().map(|t| t.as_bytes().to_vec()).collect())
+    }
+
+    async fn status(app: &axum::Router, path: &str, auth: Option<&str>) -> (StatusCode, HeaderMap) {
+        let mut request = axum::http::Request::get(path);
+        if let Some(value) = auth {
+            request = request.header(header::AUTHORIZATION, value);
+        }
+        let response = app
+            .clone()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        (response.status(), response.headers().clone())
+    }
+
+    #[test]
+    fn tokens_load_one_per_line_and_bad_files_fail_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "tokens", "  alpha \n\n beta-2.X_~+/=\r\n");
+        let t = load_tokens(&path).unwrap();
+        assert_eq!(t.len(), 2);
+        assert!(t.matches(b"alpha") && t.matches(b"beta-2.X_~+/="));
+        assert!(
+            !t.matches(b"alph") && !t.matches(b"alphaa") && !t.matches(b"") && !t.matches(b"gamma")
+        );
+        assert_eq!(format!("{t:?}"), "Tokens(2 redacted)");
+
+        let empty = write(dir.path(), "empty", " \n\n");
+        let err = load_tokens(&empty).unwrap_err().to_string();
+        assert!(
+            err.contains("--bearer-token-file") && err.contains("holds no token"),
+            "{err}"
+        );
+        assert!(err.contains(&empty.display().to_string()), "{err}");
+
+        let missing = dir.path().join("missing");
+        let err = load_tokens(&missing).unwrap_err().to_string();
+        assert!(
+            err.starts_with("cannot read --bearer-token-file") && err.contains("missing"),
+            "{err}"
+        );
+
+        let spaced = write(dir.path(), "spaced", "ok\ntwo words\n");
+        let err = load_tokens(&spaced).unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn constant_time_compare_is_exact() {
+        assert!(bool::from(ct_eq_padded(b"secret", b"secret")));
+        for other in [&b"secreT"[..], b"secre", b"secrets", b"", b"\0secret"] {
+            assert!(!bool::from(ct_eq_padded(b"secret", other)), "{other:?}");
+        }
+        // Padding with NUL never fakes a match of a shorter token.
+        assert!(!bool::from(ct_eq_padded(b"ab", b"ab\0")));
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_others_are_ignored() {
+        let mut h = HeaderMap::new();
+        for (value, want) in [
+            ("Bearer abc", Some(&b"abc"[..])),
+            ("bearer  abc ", Some(b"abc")),
+            ("BEARER abc", Some(b"abc")),
+            ("Basic abc", None),
+            ("Bearer", None),
+            ("Bearer ", None),
+            ("Bearerabc", None),
+        ] {
+            h.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
+            assert_eq!(bearer_token(&h), want, "{value:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn with_tokens_protected_routes_answer_401_and_probes_stay_open() {
+        let auth = Arc::new(Auth::new(Some(tokens(&["t0k3n", "second"])), false));
+        let app = http::router_with(state(ready_handle()), auth, &Limits::default());
+        for path in [
+            "/metrics",
+            "/api/v1/machine",
+            "/api/v1/containers",
+            "/api/v1/openapi.json",
+            "/",
+            "/ui/chart.js",
+            "/no/such/route",
+        ] {
+            let (code, headers) = status(&app, path, None).await;
+            assert_eq!(code, StatusCode::UNAUTHORIZED, "{path} without a token");
+            assert_eq!(
+                headers.get(header::WWW_AUTHENTICATE).unwrap(),
+                "Bearer realm=\"cgscope\""
+            );
+            let (code, _) = status(&app, path, Some("Bearer wrong")).await;
+            assert_eq!(code, StatusCode::UNAUTHORIZED, "{path} with a wrong token");
+            let (code, _) = status(&app, path, Some("Basic dDBrM24=")).await;
+            assert_eq!(code, StatusCode::UNAUTHORIZED, "{path} with Basic auth");
+        }
+        for path in ["/metrics", "/api/v1/machine", "/", "/ui/chart.js"] {
+            assert_eq!(
+                status(&app, path, Some("Bearer t0k3n")).await.0,
+                StatusCode::OK,
+                "{path}"
+            );
+            assert_eq!(
+                status(&app, path, Some("bearer second")).await.0,
+                StatusCode::OK,
+                "{path}"
+            );
+        }
+        assert_eq!(
+            status(&app, "/no/such/route", Some("Bearer t0k3n")).await.0,
+            StatusCode::NOT_FOUND
+        );
+        for path in OPEN_PATHS {
+            assert_eq!(status(&app, path, None).await.0, StatusCode::OK, "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn without_auth_everything_is_open_and_probes_report_readiness() {
+        let app = http::router_with(
+            state(idle_handle()),
+            Arc::new(Auth::open()),
+            &Limits::default(),
+        );
+        assert_eq!(
+            status(&app, "/metrics", None).await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(status(&app, "/healthz", None).await.0, StatusCode::OK);
+        assert_eq!(
+            status(&app, "/readyz", None).await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+
+        let auth = Arc::new(Auth::new(Some(tokens(&["x"])), false));
+        let app = http::router_with(state(idle_handle()), auth, &Limits::default());
+        // Open even with auth on: readiness is answered, not hidden behind a 401.
+        assert_eq!(
+            status(&app, "/readyz", None).await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(status(&app, "/healthz", None).await.0, StatusCode::OK);
+    }
+
+    #[test]
+    fn server_config_rejects_mismatched_keys_and_empty_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = new_ca("test CA");
+        let (cert, key, _) = leaf(&ca, "server", true);
+        let (_, other_key, _) = leaf(&ca, "other", true);
+        let files = TlsFiles {
+            cert: write(dir.path(), "cert.pem", &cert),
+            key: write(dir.path(), "key.pem", &key),
+            client_ca: Some(write(dir.path(), "ca.pem", &ca.pem)),
+        };
+        let config = server_config(&files).unwrap();
+        assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+
+        let wrong = TlsFiles {
+            key: write(dir.path(), "other.pem", &other_key),
+            ..files.clone()
+        };
+        let err = server_config(&wrong).unwrap_err().to_string();
+        assert!(err.starts_with("TLS configuration"), "{err}");
+
+        let empty = TlsFiles {
+            cert: write(dir.path(), "empty.pem", ""),
+            ..files.clone()
+        };
+        let err = server_config(&empty).unwrap_err().to_string();
+        assert!(
+            err.contains("--tls-cert") && err.contains("holds no PEM certificate"),
+            "{err}"
+        );
+
+        let keyless = TlsFiles {
+            key: write(dir.path(), "nokey.pem", &cert),
+            ..files.clone()
+        };
+        let err = server_config(&keyless).unwrap_err().to_string();
+        assert!(
+            err.contains("--tls-key") && err.contains("no PEM private key"),
+            "{err}"
+        );
+
+        let no_ca = TlsFiles {
+            client_ca: Some(dir.path().join("absent-ca.pem")),
+            ..files
+        };
+        let err = server_config(&no_ca).unwrap_err().to_string();
+        assert!(err.starts_with("cannot read --client-ca"), "{err}");
+    }
+
+    /// A running `serve_secured` on 127.0.0.1:0 with its own runtime; stops on drop.
+    struct Server {
+        addr: SocketAddr,
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+        rt: Option<tokio::runtime::Runtime>,
+    }
+
+    impl Server {
+        fn start(
+            handle: Handle,
+            security: Security,
+            limits: Limits,
+            reload: Option<Duration>,
+        ) -> Server {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let addr = rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let addr = listener.local_addr().unwrap();
+                let tls = security.tls();
+                let auth = security.auth();
+                if let Some(every) = reload {
+                    security.spawn_reloader(every);
+                }
+                tokio::spawn(http::serve_secured(
+                    listener,
+                    state(handle),
+                    auth,
+                    tls,
+                    limits,
+                    async move {
+                        let _ = stopped.await;
+                    },
+                ));
+                addr
+            });
+            Server {
+                addr,
+                stop: Some(stop),
+                rt: Some(rt),
+            }
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            if let Some(stop) = self.stop.take() {
+                let _ = stop.send(());
+            }
+            if let Some(rt) = self.rt.take() {
+                rt.shutdown_timeout(Duration::from_secs(2));
+            }
+        }
+    }
+
+    fn client_config(ca_pem: &str, client: Option<(&str, &str)>) -> Arc<rustls::ClientConfig> {
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+        Arc::new(match client {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => builder
+                .with_client_auth_cert(
+                    CertificateDer::pem_slice_iter(cert.as_bytes())
+                        .collect::<Result<_, _>>()
+                        .unwrap(),
+                    PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+                )
+                .unwrap(),
+        })
+    }
+
+    /// One HTTPS GET with `Connection: close`: the status code and the server's leaf
+    /// certificate, or the TLS/IO error.
+    fn https_get(
+        addr: SocketAddr,
+        config: Arc<rustls::ClientConfig>,
+        path: &str,
+        token: Option<&str>,
+    ) -> std::io::Result<(u16, Vec<u8>)> {
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut conn = rustls::ClientConnection::new(config, name).unwrap();
+        let mut sock = TcpStream::connect(addr)?;
+        sock.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        write!(
+            tls,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n"
+        )?;
+        let mut response = Vec::new();
+        match tls.read_to_end(&mut response) {
+            Ok(_) => {}
+            // The server closes without close_notify after `Connection: close` on some paths.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {}
+            Err(e) => return Err(e),
+        }
+        let leaf = conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.to_vec())
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&response);
+        let code = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("no HTTP status in {text:?}")))?;
+        Ok((code, leaf))
+    }
+
+    #[test]
+    fn mtls_client_certificates_authenticate_and_others_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = new_ca("cgscope test CA");
+        let (cert, key, _) = leaf(&ca, "cgscope", true);
+        let (client_cert, client_key, _) = leaf(&ca, "prometheus", false);
+        let rogue = new_ca("rogue CA");
+        let (rogue_cert, rogue_key, _) = leaf(&rogue, "intruder", false);
+        let security = Security::load(&SecurityOptions {
+            tls: Some(TlsFiles {
+                cert: write(dir.path(), "cert.pem", &cert),
+                key: write(dir.path(), "key.pem", &key),
+                client_ca: Some(write(dir.path(), "ca.pem", &ca.pem)),
+            }),
+            bearer_token_file: Some(write(dir.path(), "tokens", "tok\n")),
+        })
+        .unwrap();
+        let server = Server::start(ready_handle(), security, Limits::default(), None);
+        let anonymous = client_config(&ca.pem, None);
+        let trusted = client_config(&ca.pem, Some((&client_cert, &client_key)));
+        let untrusted = client_config(&ca.pem, Some((&rogue_cert, &rogue_key)));
+
+        assert_eq!(
+            https_get(server.addr, anonymous.clone(), "/metrics", None)
+                .unwrap()
+                .0,
+            401
+        );
+        assert_eq!(
+            https_get(server.addr, anonymous.clone(), "/healthz", None)
+                .unwrap()
+                .0,
+            200
+        );
+        assert_eq!(
+            https_get(server.addr, anonymous.clone(), "/readyz", None)
+                .unwrap()
+                .0,
+            200
+        );
+        assert_eq!(
+            https_get(server.addr, anonymous, "/metrics", Some("tok"))
+                .unwrap()
+                .0,
+            200
+        );
+        assert_eq!(
+            https_get(server.addr, trusted.clone(), "/metrics", None)
+                .unwrap()
+                .0,
+            200
+        );
+        assert_eq!(
+            https_get(server.addr, trusted, "/api/v1/machine", None)
+                .unwrap()
+                .0,
+            200
+        );
+        // A certificate from another CA fails the handshake: no HTTP at all.
+        let err = https_get(server.addr, untrusted, "/healthz", None).unwrap_err();
+        assert!(
+            err.to_string().contains("alert") || err.kind() != std::io::ErrorKind::Other,
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn changed_certificates_and_tokens_are_picked_up_without_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = new_ca("cgscope test CA");
+        let (cert1, key1, der1) = leaf(&ca, "first", true);
+        let (cert2, key2, der2) = leaf(&ca, "second", true);
+        let cert_path = write(dir.path(), "tls.crt", &cert1);
+        let key_path = write(dir.path(), "tls.key", &key1);
+        let token_path = write(dir.path(), "tokens", "old-token\n");
+        let security = Security::load(&SecurityOptions {
+            tls: Some(TlsFiles {
+                cert: cert_path.clone(),
+                key: key_path.clone(),
+                client_ca: None,
+            }),
+            bearer_token_file: Some(token_path.clone()),
+        })
+        .unwrap();
+        let server = Server::start(
+            ready_handle(),
+            security,
+            Limits::default(),
+            Some(Duration::from_millis(100)),
+        );
+        let client = client_config(&ca.pem, None);
+        let get = |token| https_get(server.addr, client.clone(), "/metrics", Some(token)).unwrap();
+        assert_eq!(get("old-token"), (200, der1.clone()));
+
+        // A half-done update (new cert, old key) does not load: the old pair stays in service.
+        std::fs::write(&cert_path, &cert2).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(get("old-token"), (200, der1));
+        std::fs::write(&key_path, &key2).unwrap();
+        // Kubernetes-style: the token file is replaced by a rename (new inode).
+        let staged = write(dir.path(), "tokens.new", "new-token\nsecond-new\n");
+        std::fs::rename(&staged, &token_path).unwrap();
+        let start = std::time::Instant::now();
+        while get("new-token").0 != 200 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the new token was never accepted"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(get("new-token"), (200, der2));
+        assert_eq!(get("second-new").0, 200);
+        assert_eq!(get("old-token").0, 401);
+
+        // An emptied token file is an error, not "no auth": the last good tokens stay.
+        std::fs::write(&token_path, "\n").unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(get("new-token").0, 200);
+        assert_eq!(
+            https_get(server.addr, client, "/metrics", None).unwrap().0,
+            401
+        );
+    }
+
+    /// Raw HTTP/1.1 on a fresh connection: what the server sends before closing (or timing
+    /// out after `wait`), as text.
+    fn raw(addr: SocketAddr, request: &[u8], wait: Duration) -> (String, Duration) {
+        let start = std::time::Instant::now();
+        let mut sock = TcpStream::connect(addr).unwrap();
+        sock.set_read_timeout(Some(wait)).unwrap();
+        sock.write_all(request).unwrap();
+        let mut out = Vec::new();
+        let _ = sock.read_to_end(&mut out);
+        (String::from_utf8_lossy(&out).into_owned(), start.elapsed())
+    }
+
+    #[test]
+    fn slow_and_oversized_clients_are_cut_off() {
+        let limits = Limits {
+            header_read_timeout: Duration::from_millis(500),
+            ..Limits::default()
+        };
+        let server = Server::start(ready_handle(), Security::none(), limits, None);
+        let addr = server.addr;
+
+        // Slowloris: a request line and then nothing; and a connection that never speaks.
+        for partial in [&b"GET /metrics HTTP/1.1\r\nHost: x\r\n"[..], b""] {
+            let (_, took) = raw(addr, partial, Duration::from_secs(10));
+            assert!(
+                took < Duration::from_secs(5),
+                "{partial:?} held for {took:?}"
+            );
+        }
+        // An idle keep-alive connection after one request.
+        let mut sock = TcpStream::connect(addr).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        sock.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let start = std::time::Instant::now();
+        let mut out = Vec::new();
+        let _ = sock.read_to_end(&mut out);
+        assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"));
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "idle keep-alive held {:?}",
+            start.elapsed()
+        );
+
+        // Oversized head: 431.
+        let big = format!(
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(64 << 10)
+        );
+        let (text, _) = raw(addr, big.as_bytes(), Duration::from_secs(10));
+        assert!(text.starts_with("HTTP/1.1 431"), "{text:.80}");
+        // Oversized body (declared): 413 before anything is read.
+        let (text, _) = raw(
+            addr,
+            b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(10),
+        );
+        assert!(text.starts_with("HTTP/1.1 413"), "{text:.80}");
+        // A normal request still works.
+        let (text, _) = raw(
+            addr,
+            b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(10),
+        );
+        assert!(text.starts_with("HTTP/1.1 200"), "{text:.80}");
+    }
+}

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Load check against the issue's budget (RSS <= 30 MB, CPU <= 3% of one core): 1,000 real v1
+# cgroups of our own, `cgscope serve --interval 1s --history 2m`, CPU % of one core from
+# t=10 s to t=70 s and RSS. Root only; removes its cgroups and processes on exit.
+#
+# Usage: tests/load/serve-1000-cgroups.sh [BINARY=target/release/cgscope]
+# Env: CGROUPS=1000, WITH_PROCS=50 (how many of them hold a sleeping process),
+#      SCRAPE_EVERY=15 (s, one GET /metrics as Prometheus's default would; 0: none),
+#      INTERVAL=1s, HISTORY=2m (cgscope's flags), STEADY_AT=130 (s; RSS again once the 2m
+#      history is full, which it is not at t=70 s; 0: skip).
+set -euo pipefail
+
+bin=${1:-target/release/cgscope}
+count=${CGROUPS:-1000}
+with_procs=${WITH_PROCS:-50}
+scrape_every=${SCRAPE_EVERY:-15}
+interval=${INTERVAL:-1s}
+history=${HISTORY:-2m}
+steady_at=${STEADY_AT:-130}
+controllers=(cpu cpuacct memory pids blkio)
+root=/sys/fs/cgroup
+prefix="cgscope-load-$$-$(date +%s)"
+
+[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
+[ -x "$bin" ] || { echo "no binary at $bin (cargo build --release)" >&2; exit 1; }
+
+sleepers=()
+serve_pid=
+workdir=$(mktemp -d)
+cleanup() {
+  set +e
+  [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
+  for p in "${sleepers[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${sleepers[@]}"; do wait "$p" 2>/dev/null; done
+  for c in "${controllers[@]}"; do
+    [ -d "$root/$c/$prefix" ] || continue
+    find "$root/$c/$prefix" -mindepth 1 -maxdepth 1 -type d -exec rmdir {} + 2>/dev/null
+    rmdir "$root/$c/$prefix" 2>/dev/null || echo "could not remove $root/$c/$prefix" >&2
+  done
+  rm -rf "$workdir"
+}
+trap cleanup EXIT
+
+echo "creating $count cgroups under $prefix in ${controllers[*]}"
+for c in "${controllers[@]}"; do
+  mkdir "$root/$c/$prefix"
+  # shellcheck disable=SC2046 # one word per cgroup name
+  [ "$count" -eq 0 ] || (cd "$root/$c/$prefix" && mkdir $(seq -f 'g%04g' 0 $((count - 1))))
+done
+for i in $(seq 0 $((with_procs - 1))); do
+  sleep 100000 &
+  pid=$!
+  sleepers+=("$pid")
+  g=$(printf 'g%04d' "$i")
+  for c in "${controllers[@]}"; do echo "$pid" >"$root/$c/$prefix/$g/cgroup.procs"; done
+done
+echo "$with_procs of them hold a sleeping process"
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$bin" serve --listen "127.0.0.1:$port" --interval "$interval" --history "$history" >"$workdir/serve.log" 2>&1 &
+serve_pid=$!
+start=$(date +%s.%N)
+
+clk_tck=$(getconf CLK_TCK)
+cpu_ticks() { # "utime stime" of $1: fields 14 and 15 of /proc/PID/stat (12, 13 after "comm")
+  local stat
+  stat=$(<"/proc/$1/stat")
+  stat=${stat##*) }
+  awk '{ print $12, $13 }' <<<"$stat"
+}
+vm_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+at() { # sleeps until $1 seconds after start, scraping /metrics every $scrape_every s meanwhile
+  local target=$1 now
+  while :; do
+    now=$(date +%s.%N)
+    awk -v n="$now" -v s="$start" -v t="$target" 'BEGIN { exit !(n - s < t) }' || return 0
+    if [ "$scrape_every" != 0 ] && [ -n "${next_scrape:-}" ] &&
+      awk -v n="$now" -v x="$next_scrape" 'BEGIN { exit !(n >= x) }'; then
+      curl -s -o "$workdir/metrics.txt" "http://127.0.0.1:$port/metrics" || true
+      next_scrape=$(awk -v x="$next_scrape" -v e="$scrape_every" 'BEGIN { printf "%.3f", x + e }')
+    fi
+    sleep 0.2
+  done
+}
+
+for _ in $(seq 1 100); do
+  curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+  kill -0 "$serve_pid" 2>/dev/null || { cat "$workdir/serve.log" >&2; exit 1; }
+  sleep 0.1
+done
+curl -sf "http://127.0.0.1:$port/readyz" >/dev/null || { echo "cgscope not ready after 10 s" >&2; exit 1; }
+next_scrape=$(date +%s.%N)
+
+at 10
+t0=$(date +%s.%N)
+c0=$(cpu_ticks "$serve_pid")
+at 70
+t1=$(date +%s.%N)
+c1=$(cpu_ticks "$serve_pid")
+rss_kb=$(vm_kb "$serve_pid" VmRSS)
+hwm_kb=$(vm_kb "$serve_pid" VmHWM)
+kill -0 "$serve_pid" 2>/dev/null || { cat "$workdir/serve.log" >&2; exit 1; }
+steady_kb=
+if [ "$steady_at" -gt 70 ]; then
+  at "$steady_at"
+  steady_kb=$(vm_kb "$serve_pid" VmRSS)
+fi
+
+curl -s -o "$workdir/metrics.txt" "http://127.0.0.1:$port/metrics"
+sweep=$(awk '$1 == "cgscope_sweep_duration_seconds" { printf "%.1f ms", $2 * 1000 }' "$workdir/metrics.txt")
+reported=$(grep -c '^container_last_seen{' "$workdir/metrics.txt" || true)
+mine=$(grep '^container_last_seen{' "$workdir/metrics.txt" | grep -c "id=\"/$prefix/" || true)
+echo "cgscope reports $reported cgroups ($mine of them ours); /metrics is $(wc -c <"$workdir/metrics.txt") bytes, $(wc -l <"$workdir/metrics.txt") lines"
+echo "scraped every ${scrape_every}s (0: never), --interval $interval --history $history; last sweep took ${sweep:-?}"
+read -r u0 s0 <<<"$c0"
+read -r u1 s1 <<<"$c1"
+awk -v u0="$u0" -v s0="$s0" -v u1="$u1" -v s1="$s1" -v t0="$t0" -v t1="$t1" -v hz="$clk_tck" -v rss="$rss_kb" -v hwm="$hwm_kb" 'BEGIN {
+  c = (u1 - u0) + (s1 - s0)
+  printf "CPU: %.2f%% of one core over %.1f s (t=10..70 s; %d clock ticks at %d/s: user %d, system %d)\n", 100 * c / hz / (t1 - t0), t1 - t0, c, hz, u1 - u0, s1 - s0
+  printf "RSS: %.1f MB = %.1f MiB (VmRSS at t=70 s; peak VmHWM so far %.1f MB)\n", rss * 1024 / 1e6, rss / 1024, hwm * 1024 / 1e6
+}'
+[ -z "$steady_kb" ] || awk -v k="$steady_kb" -v t="$steady_at" 'BEGIN { printf "RSS: %.1f MB = %.1f MiB (VmRSS at t=%d s)\n", k * 1024 / 1e6, k / 1024, t }'

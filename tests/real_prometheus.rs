@@ -1,0 +1,632 @@
+//! A real Prometheus 2.42 scrapes a live `cgscope serve` while Docker and containerd run real
+//! workloads: PromQL sees a busy loop's CPU rate, a memory holder's working set and the
+//! Kubernetes labels, and `promtool` lints a live scrape. Then `wrk` with 64 connections for
+//! 30 s sees no errors and the server's RSS stays flat.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::support::{in_ci, is_root, require};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const IMAGE: &str = "cgscope-test/busybox:latest";
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// The two tests measure CPU shares and RSS: run one at a time even when the harness runs
+/// tests in parallel, so wrk's load does not eat the busy loop's core.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// True when `cmd` is an executable file in a directory of `PATH`.
+fn on_path(cmd: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(cmd))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
+fn ok(cmd: &str, args: &[&str]) -> bool {
+    Command::new(cmd)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn now_unix() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// A per-run seed, so names, pod uids and container ids never collide with another run.
+fn seed() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    nanos ^ (u64::from(std::process::id()) << 40)
+}
+
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A port that was free a moment ago (the listener is dropped before the child binds it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET through curl: (status, body). Status 0 when nothing answered.
+fn get(url: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}", url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A child process killed (and reaped) on drop; its output goes to `log`, shown on failure.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    fn spawn(cmd: &mut Command, dir: tempfile::TempDir) -> Daemon {
+        let log = dir.path().join("output.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Daemon {
+            child,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn assert_alive(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!(
+                "process exited with {status}:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `cgscope serve` on a free loopback port, once `/readyz` answers 200.
+fn start_cgscope() -> (Daemon, String) {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cgscope"));
+    cmd.args(["serve", "--listen", &listen, "--interval", "1s"]);
+    let mut daemon = Daemon::spawn(&mut cmd, tempfile::tempdir().unwrap());
+    let base = format!("http://{listen}");
+    wait_for("cgscope /readyz", Duration::from_secs(30), || {
+        daemon.assert_alive();
+        get(&format!("{base}/readyz")).0 == 200
+    });
+    (daemon, base)
+}
+
+/// Removes the test's Docker and containerd containers and the pod cgroup runc made for the
+/// containerd one, even on panic.
+#[derive(Default)]
+struct Cleanup {
+    docker: Vec<String>,
+    containerd: Vec<String>,
+    /// Cgroup paths (relative to each hierarchy) to rmdir, deepest first.
+    cgroups: Vec<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for name in &self.docker {
+            let _ = Command::new("docker").args(["rm", "-f", name]).output();
+        }
+        for id in &self.containerd {
+            let _ = Command::new("ctr")
+                .args(["-n", "k8s.io", "task", "kill", "-s", "SIGKILL", id])
+                .output();
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = Command::new("ctr")
+                .args(["-n", "k8s.io", "task", "rm", "-f", id])
+                .output();
+            let _ = Command::new("ctr")
+                .args(["-n", "k8s.io", "container", "rm", id])
+                .output();
+        }
+        let Ok(hierarchies) = std::fs::read_dir(CGROUP_ROOT) else {
+            return;
+        };
+        let hierarchies: Vec<PathBuf> = hierarchies.flatten().map(|e| e.path()).collect();
+        for rel in &self.cgroups {
+            for h in &hierarchies {
+                let dir = h.join(rel.trim_start_matches('/'));
+                if dir.is_dir() {
+                    let _ = std::fs::remove_dir(&dir);
+                }
+            }
+        }
+    }
+}
+
+/// Reads one integer file of a cgroup, e.g. `cpuacct/docker/<id>/cpuacct.usage`.
+fn cgroup_u64(rel: &str) -> u64 {
+    let path = Path::new(CGROUP_ROOT).join(rel);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A Prometheus server with its own config and data directory, scraping `target` every 1 s.
+fn start_prometheus(target: &str) -> (Daemon, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: cgscope\n    static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut cmd = Command::new("prometheus");
+    cmd.arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--log.level=warn");
+    let mut daemon = Daemon::spawn(&mut cmd, dir);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for("Prometheus /-/ready", Duration::from_secs(60), || {
+        daemon.assert_alive();
+        get(&format!("{base}/-/ready")).0 == 200
+    });
+    (daemon, base)
+}
+
+/// An instant PromQL query, at `time` (unix seconds) or now: the result vector.
+fn query(prom: &str, expr: &str, time: Option<f64>) -> Vec<Value> {
+    let mut args = vec![
+        "-sS".to_owned(),
+        "--max-time".to_owned(),
+        "10".to_owned(),
+        "-G".to_owned(),
+        "--data-urlencode".to_owned(),
+        format!("query={expr}"),
+    ];
+    if let Some(t) = time {
+        args.push("--data-urlencode".to_owned());
+        args.push(format!("time={t:.3}"));
+    }
+    args.push(format!("{prom}/api/v1/query"));
+    let out = Command::new("curl").args(&args).output().unwrap();
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{expr}: not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    assert_eq!(answer["status"], "success", "{expr}: {answer}");
+    assert_eq!(answer["data"]["resultType"], "vector", "{expr}: {answer}");
+    answer["data"]["result"].as_array().unwrap().clone()
+}
+
+/// The value of a one-series result.
+fn only_value(expr: &str, result: &[Value]) -> f64 {
+    assert_eq!(
+        result.len(),
+        1,
+        "{expr}: expected one series, got {result:?}"
+    );
+    result[0]["value"][1].as_str().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_real_prometheus_scrapes_cgscope_and_promql_sees_the_containers() {
+    if !require(
+        is_root()
+            && ok("docker", &["image", "inspect", IMAGE])
+            && ok("ctr", &["-n", "k8s.io", "image", "ls"])
+            && on_path("prometheus")
+            && on_path("promtool")
+            && on_path("curl"),
+        "root, dockerd and containerd with the test image, prometheus, promtool and curl \
+         (bash .ci/setup)",
+    ) {
+        return;
+    }
+    let _serial = serial();
+    let mut rng = seed();
+    let tag = format!("{:08x}", splitmix(&mut rng) as u32);
+    let mut cleanup = Cleanup::default();
+
+    // Real workloads. A busy loop with no CPU limit: one core at most, being one thread.
+    let burner = format!("cgscope-t-prom-burner-{tag}");
+    cleanup.docker.push(burner.clone());
+    let burner_id = run(
+        "docker",
+        &[
+            "run",
+            "-d",
+            "--name",
+            &burner,
+            IMAGE,
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "while :; do :; done",
+        ],
+    );
+    // 64 MiB written to the container's own /dev/shm tmpfs: shmem pages, charged to the
+    // container's memory cgroup and on the anon LRU, so they count in the working set.
+    let memhog = format!("cgscope-t-prom-memhog-{tag}");
+    cleanup.docker.push(memhog.clone());
+    let memhog_id = run(
+        "docker",
+        &[
+            "run",
+            "-d",
+            "--name",
+            &memhog,
+            "--shm-size",
+            "128m",
+            "--memory",
+            "256m",
+            IMAGE,
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/dev/shm/x bs=1M count=64; sleep 600",
+        ],
+    );
+    // A Kubernetes container as containerd runs it for the kubelet (cgroupfs driver).
+    let pod_uid = {
+        let a = splitmix(&mut rng);
+        let b = splitmix(&mut rng);
+        format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xfff,
+            b >> 52,
+            b & 0xffff_ffff_ffff
+        )
+    };
+    let cid: String = (0..4)
+        .map(|_| format!("{:016x}", splitmix(&mut rng)))
+        .collect();
+    let (namespace, pod, container) = ("cgscope-test", format!("web-{tag}"), "server");
+    let pod_cgroup = format!("/kubepods/besteffort/pod{pod_uid}");
+    let k8s_cgroup = format!("{pod_cgroup}/{cid}");
+    cleanup.containerd.push(cid.clone());
+    cleanup.cgroups.push(k8s_cgroup.clone());
+    cleanup.cgroups.push(pod_cgroup.clone());
+    run(
+        "ctr",
+        &[
+            "-n",
+            "k8s.io",
+            "run",
+            "-d",
+            "--label",
+            &format!("io.kubernetes.pod.name={pod}"),
+            "--label",
+            &format!("io.kubernetes.pod.namespace={namespace}"),
+            "--label",
+            &format!("io.kubernetes.pod.uid={pod_uid}"),
+            "--label",
+            &format!("io.kubernetes.container.name={container}"),
+            "--cgroup",
+            &k8s_cgroup,
+            &format!("docker.io/{IMAGE}"),
+            &cid,
+            "/bin/busybox",
+            "sleep",
+            "600",
+        ],
+    );
+    wait_for(
+        "the memory holder's 64 MiB",
+        Duration::from_secs(30),
+        || cgroup_u64(&format!("memory/docker/{memhog_id}/memory.usage_in_bytes")) >= 64 << 20,
+    );
+
+    let (mut cgscope, cgscope_url) = start_cgscope();
+    let target = cgscope_url.trim_start_matches("http://").to_owned();
+    let (mut prometheus, prom) = start_prometheus(&target);
+
+    wait_for(
+        "the cgscope target to be up",
+        Duration::from_secs(30),
+        || {
+            let (_, body) = get(&format!("{prom}/api/v1/targets"));
+            let Ok(v) = serde_json::from_str::<Value>(&body) else {
+                return false;
+            };
+            v["data"]["activeTargets"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t["health"] == "up"))
+        },
+    );
+    let burner_cpu =
+        format!("container_cpu_usage_seconds_total{{name=\"{burner}\",cpu=\"total\"}}");
+    wait_for(
+        "the burner's series in Prometheus",
+        Duration::from_secs(30),
+        || query(&prom, &burner_cpu, None).len() == 1,
+    );
+
+    // An independent measurement of the same thing over the same window: the kernel's own
+    // counter, read by this test directly.
+    let usage = || cgroup_u64(&format!("cpuacct/docker/{burner_id}/cpuacct.usage"));
+    let (t0, u0) = (now_unix(), usage());
+    std::thread::sleep(Duration::from_secs(31));
+    let (t1, u1) = (now_unix(), usage());
+    let kernel_rate = (u1 - u0) as f64 / 1e9 / (t1 - t0);
+    // A sample taken at t1 reaches Prometheus within one tick plus one scrape interval.
+    std::thread::sleep(Duration::from_millis(2500));
+    cgscope.assert_alive();
+    prometheus.assert_alive();
+
+    let expr = format!("rate({burner_cpu}[30s])");
+    let rate = only_value(&expr, &query(&prom, &expr, Some(t1)));
+    eprintln!(
+        "burner: PromQL rate {rate:.3} cores, kernel cpuacct.usage over the same 30 s {kernel_rate:.3}"
+    );
+    // One thread cannot use more than one core; 10% over covers rate()'s extrapolation and
+    // the up-to-1 s jitter between a tick and the scrape that carries it.
+    assert!(rate <= 1.1, "{expr} = {rate}: above one core");
+    // What cgscope exported equals what the kernel counted. Each sample lags its scrape by
+    // at most one tick (1 s) out of a 30 s window, and the burner's share can move while
+    // other work starts or stops in that second: at most ~7%, so 15% leaves margin.
+    assert!(
+        (rate - kernel_rate).abs() <= 0.15 * kernel_rate,
+        "{expr} = {rate}, but the kernel counted {kernel_rate} cores over the same window"
+    );
+    // Under CI the tests run one at a time: the busy loop has a core to itself apart from
+    // Prometheus and cgscope (a few % of one core), so it runs at close to 1.0. On a shared
+    // developer machine, builds take CPU from it and only the kernel cross-check holds.
+    if in_ci() {
+        assert!(rate >= 0.7, "{expr} = {rate}: far below one core under CI");
+    } else if rate < 0.7 {
+        eprintln!("note: the burner got only {kernel_rate:.2} of a core (a busy machine)");
+    }
+    assert!(rate > 0.1, "{expr} = {rate}: the busy loop hardly ran");
+
+    let expr = format!("container_memory_working_set_bytes{{name=\"{memhog}\"}}");
+    let ws = only_value(&expr, &query(&prom, &expr, None));
+    eprintln!("memory holder: working set {:.1} MiB", ws / 1048576.0);
+    assert!(
+        ws >= (64 << 20) as f64,
+        "{expr} = {ws}: below the 64 MiB held"
+    );
+    assert!(ws <= (256 << 20) as f64, "{expr} = {ws}: above the limit");
+    let expr = format!("container_spec_memory_limit_bytes{{name=\"{memhog}\"}}");
+    assert_eq!(
+        only_value(&expr, &query(&prom, &expr, None)),
+        (256 << 20) as f64
+    );
+
+    // The Kubernetes container: exactly one series with its pod, namespace and container.
+    let expr = format!(
+        "container_memory_usage_bytes{{namespace=\"{namespace}\",pod=\"{pod}\",container=\"{container}\"}}"
+    );
+    let result = query(&prom, &expr, None);
+    assert_eq!(result.len(), 1, "{expr}: {result:?}");
+    let labels = &result[0]["metric"];
+    assert_eq!(labels["id"], k8s_cgroup.as_str(), "{labels}");
+    assert_eq!(labels["name"], container, "{labels}");
+    assert_eq!(
+        labels["image"],
+        format!("docker.io/{IMAGE}").as_str(),
+        "{labels}"
+    );
+    assert_eq!(labels["job"], "cgscope", "{labels}");
+    // Its pod's own cgroup carries the pod's names and no container (an empty label is no
+    // label in Prometheus).
+    let expr = format!(
+        "container_memory_usage_bytes{{namespace=\"{namespace}\",pod=\"{pod}\",container=\"\"}}"
+    );
+    let result = query(&prom, &expr, None);
+    assert_eq!(result.len(), 1, "{expr}: {result:?}");
+    assert_eq!(result[0]["metric"]["id"], pod_cgroup.as_str());
+
+    let expr = "up{job=\"cgscope\"}";
+    assert_eq!(only_value(expr, &query(&prom, expr, None)), 1.0);
+
+    // promtool lints a live scrape.
+    let (status, body) = get(&format!("{cgscope_url}/metrics"));
+    assert_eq!(status, 200);
+    let scrape = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(scrape.path(), &body).unwrap();
+    let out = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(scrape.path()).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cgscope.assert_alive();
+}
+
+/// `VmRSS` of a process, bytes.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc/<pid>/status");
+    kb * 1024
+}
+
+/// What wrk printed, parsed.
+#[derive(Debug, Default)]
+struct WrkReport {
+    requests: u64,
+    requests_per_s: f64,
+    socket_errors: Option<String>,
+    non_2xx: u64,
+}
+
+fn parse_wrk(text: &str) -> WrkReport {
+    let mut r = WrkReport::default();
+    for line in text.lines().map(str::trim) {
+        if let Some(v) = line.strip_prefix("Requests/sec:") {
+            r.requests_per_s = v.trim().parse().unwrap();
+        } else if let Some(v) = line.strip_prefix("Socket errors:") {
+            r.socket_errors = Some(v.trim().to_owned());
+        } else if let Some(v) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            r.non_2xx = v.trim().parse().unwrap();
+        } else if line.contains(" requests in ") {
+            r.requests = line.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    }
+    r
+}
+
+#[test]
+fn sixty_four_concurrent_scrapers_for_thirty_seconds_see_no_errors_and_flat_rss() {
+    if !require(
+        on_path("wrk") && on_path("curl"),
+        "wrk and curl (bash .ci/setup)",
+    ) {
+        return;
+    }
+    let _serial = serial();
+    let (mut cgscope, url) = start_cgscope();
+    let pid = cgscope.pid();
+    let started = Instant::now();
+    let mut wrk = Command::new("wrk")
+        // wrk's default 2 s timeout stays: replies come from a per-tick cache (6-15 ms at
+        // the median, under 150 ms at the worst measured here), so a 2 s stall is a finding.
+        .args([
+            "-t2",
+            "-c64",
+            "-d30s",
+            "--latency",
+            &format!("{url}/metrics"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Warm-up: every connection is open and has been served, and a few ticks have replaced
+    // the cached body, so the allocator holds what steady state needs.
+    std::thread::sleep(Duration::from_secs(5));
+    let warm = rss_bytes(pid);
+    let mut peak = warm;
+    while wrk.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(90), "wrk hangs");
+        peak = peak.max(rss_bytes(pid));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let end = rss_bytes(pid);
+    let out = wrk.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "wrk: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cgscope.assert_alive();
+    eprintln!("{}", text.trim_end());
+    let report = parse_wrk(&text);
+    let mib = |b: u64| b as f64 / 1048576.0;
+    eprintln!(
+        "wrk: {} requests, {:.0} requests/s; cgscope RSS warm {:.1} MiB, peak {:.1} MiB, end {:.1} MiB",
+        report.requests,
+        report.requests_per_s,
+        mib(warm),
+        mib(peak),
+        mib(end)
+    );
+    assert!(report.requests > 0, "wrk made no request: {text}");
+    assert_eq!(report.socket_errors, None, "{text}");
+    assert_eq!(report.non_2xx, 0, "{text}");
+    // Flat: a leak per request (~10^4-10^5 requests here) or per tick would grow without
+    // bound. The allowance covers what may legitimately vary: the cached body follows the
+    // host's cgroup count tick to tick (a shared machine), an old tick's body lives on while
+    // in-flight responses still hold it, and glibc's per-thread arenas keep freed memory.
+    let bound = warm + warm / 4 + (8 << 20);
+    assert!(
+        end <= bound,
+        "RSS grew from {:.1} MiB after warm-up to {:.1} MiB at the end (bound {:.1} MiB)",
+        mib(warm),
+        mib(end),
+        mib(bound)
+    );
+    assert_eq!(get(&format!("{url}/healthz")).0, 200);
+}
