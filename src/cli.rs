@@ -38,8 +38,13 @@ pub struct RootArgs {
     )]
     pub proc_root: PathBuf,
     /// File holding the machine id; an empty value skips it.
-    #[arg(long, global = true, env = "CGSCOPE_MACHINE_ID_FILE", default_value = "/etc/machine-id", value_parser = clap::builder::TypedValueParser::map(clap::builder::OsStringValueParser::new(), PathBuf::from))]
+    #[arg(long, global = true, env = "CGSCOPE_MACHINE_ID_FILE", default_value = "/etc/machine-id", value_parser = possibly_empty_path())]
     pub machine_id_file: PathBuf,
+}
+
+/// clap's path parser rejects empty values; these flags use "empty" to mean "off".
+fn possibly_empty_path() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
+    clap::builder::TypedValueParser::map(clap::builder::OsStringValueParser::new(), PathBuf::from)
 }
 
 impl RootArgs {
@@ -62,7 +67,8 @@ pub struct RuntimeArgs {
         long,
         global = true,
         env = "CGSCOPE_DOCKER_SOCKET",
-        default_value = "/var/run/docker.sock"
+        default_value = "/var/run/docker.sock",
+        value_parser = possibly_empty_path()
     )]
     pub docker_socket: PathBuf,
     /// containerd API socket; an empty value disables containerd metadata.
@@ -70,7 +76,8 @@ pub struct RuntimeArgs {
         long,
         global = true,
         env = "CGSCOPE_CONTAINERD_SOCKET",
-        default_value = "/run/containerd/containerd.sock"
+        default_value = "/run/containerd/containerd.sock",
+        value_parser = possibly_empty_path()
     )]
     pub containerd_socket: PathBuf,
     /// Replay runtime answers recorded by `cgscope capture` (DIR/runtime.json) instead of
