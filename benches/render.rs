@@ -26,7 +26,9 @@ fn thousand_container_tick() -> Tick {
         machine_id_file: Some(dir.join("machine-id")),
     };
     let store = MetadataStore::new();
-    store.load(serde_json::from_str(&std::fs::read_to_string(dir.join("runtime.json")).unwrap()).unwrap());
+    store.load(
+        serde_json::from_str(&std::fs::read_to_string(dir.join("runtime.json")).unwrap()).unwrap(),
+    );
     let config = SamplerConfig {
         interval: Duration::from_secs(1),
         history: Duration::from_secs(120),
@@ -51,7 +53,9 @@ fn thousand_container_tick() -> Tick {
     for n in 0..1000 {
         let mut c = base.clone();
         let id = format!("{n:064x}");
-        c.path = cgscope::model::CgroupPath::from_relative(&format!("kubepods/burstable/pod{n:08}/{id}"));
+        c.path = cgscope::model::CgroupPath::from_relative(&format!(
+            "kubepods/burstable/pod{n:08}/{id}"
+        ));
         if let Some(identity) = c.identity.as_mut() {
             if let Some(meta) = identity.metadata.as_mut() {
                 let m = Arc::make_mut(meta);
@@ -84,8 +88,12 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("render_1000_containers");
     group.throughput(Throughput::Elements(series as u64));
     group.sample_size(30);
-    group.bench_function("text_0_0_4", |b| b.iter(|| render(&tick, &opts, Format::Text)));
-    group.bench_function("openmetrics_1_0", |b| b.iter(|| render(&tick, &opts, Format::OpenMetrics)));
+    group.bench_function("text_0_0_4", |b| {
+        b.iter(|| render(&tick, &opts, Format::Text))
+    });
+    group.bench_function("openmetrics_1_0", |b| {
+        b.iter(|| render(&tick, &opts, Format::OpenMetrics))
+    });
     group.bench_function("gzip_level_1", |b| {
         b.iter(|| {
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

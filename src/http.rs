@@ -58,7 +58,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/containers/{*key}", get(container))
         .route("/api/v1/cgroups", get(cgroups))
         .route("/", get(|| ui_asset_response("index.html")))
-        .route("/ui/{file}", get(|Path(file): Path<String>| ui_asset_response_owned(file)))
+        .route(
+            "/ui/{file}",
+            get(|Path(file): Path<String>| ui_asset_response_owned(file)),
+        )
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         // After the routes: applies to each of them; axum still sets `Allow: GET,HEAD`.
         .method_not_allowed_fallback(|| async {
@@ -201,7 +204,10 @@ fn error(status: StatusCode, message: String) -> Response {
 }
 
 fn not_ready() -> Response {
-    error(StatusCode::SERVICE_UNAVAILABLE, "no sample taken yet".into())
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no sample taken yet".into(),
+    )
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
@@ -244,7 +250,10 @@ fn body_for(state: &AppState, tick: &Tick, format: Format, gzip: bool) -> axum::
         return plain;
     }
     // Level 1: the default level costs ~7x more CPU for ~20% smaller bodies.
-    let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(plain.len() / 6), flate2::Compression::fast());
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(plain.len() / 6),
+        flate2::Compression::fast(),
+    );
     let compressed = enc.write_all(&plain).and_then(|()| enc.finish());
     match compressed {
         Ok(bytes) => {
@@ -273,11 +282,17 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
     let body = body_for(&state, &tick, format, gzip);
     let mut response = Response::new(Body::from(body));
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
     if gzip {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
-    h.insert(header::VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Accept-Encoding"),
+    );
     let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
     state.last_scrape_ns.store(ns, Ordering::Relaxed);
     response
@@ -341,14 +356,27 @@ async fn container(
     // The key is only ever compared with ids, names and paths of the tick: nothing here
     // touches the filesystem, so no key can read outside the cgroup tree.
     let Some(i) = api::find(&tick, &key) else {
-        return error(StatusCode::NOT_FOUND, format!("no container, pod or cgroup {key:?}"));
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no container, pod or cgroup {key:?}"),
+        );
     };
     let Some(mut view) = api::cgroup_view(&tick, i) else {
-        return error(StatusCode::NOT_FOUND, format!("no container, pod or cgroup {key:?}"));
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no container, pod or cgroup {key:?}"),
+        );
     };
     if query.history {
         let path = &tick.snapshot.cgroups[i].path;
-        view.history = Some(state.handle.history.read().map(|h| h.points(path)).unwrap_or_default());
+        view.history = Some(
+            state
+                .handle
+                .history
+                .read()
+                .map(|h| h.points(path))
+                .unwrap_or_default(),
+        );
     }
     Json(view).into_response()
 }

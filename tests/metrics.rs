@@ -16,7 +16,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Self-metrics whose values change from run to run, left out of golden files by name.
-const VOLATILE_FAMILIES: &[&str] = &["cgscope_sweep_duration_seconds", "cgscope_scrape_duration_seconds"];
+const VOLATILE_FAMILIES: &[&str] = &[
+    "cgscope_sweep_duration_seconds",
+    "cgscope_scrape_duration_seconds",
+];
 
 fn scenarios() -> Vec<PathBuf> {
     let mut dirs: Vec<_> = std::fs::read_dir(fixtures_dir())
@@ -62,7 +65,9 @@ fn without_volatile(text: &str) -> String {
     text.lines()
         .filter(|l| {
             !VOLATILE_FAMILIES.iter().any(|f| {
-                l.starts_with(f) || l.starts_with(&format!("# HELP {f} ")) || l.starts_with(&format!("# TYPE {f} "))
+                l.starts_with(f)
+                    || l.starts_with(&format!("# HELP {f} "))
+                    || l.starts_with(&format!("# TYPE {f} "))
             })
         })
         .map(|l| format!("{l}\n"))
@@ -88,7 +93,10 @@ fn every_scenario_matches_its_golden_metrics_and_containers_json() {
 
 #[test]
 fn promtool_accepts_every_golden_exposition() {
-    let promtool = std::process::Command::new("promtool").arg("--version").output().is_ok();
+    let promtool = std::process::Command::new("promtool")
+        .arg("--version")
+        .output()
+        .is_ok();
     if !require(promtool, "promtool (Debian package prometheus)") {
         return;
     }
@@ -112,7 +120,12 @@ fn promtool_accepts_every_golden_exposition() {
 fn find<'a>(samples: &'a [Sample], name: &str, labels: &[(&str, &str)]) -> Vec<&'a Sample> {
     samples
         .iter()
-        .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+        .filter(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
         .collect()
 }
 
@@ -126,25 +139,40 @@ fn the_exposition_parses_back_to_the_model_values() {
         for c in &tick.snapshot.cgroups {
             let id = c.path.as_str();
             if let Some(ns) = c.stats.cpu.as_ref().and_then(|cpu| cpu.usage_ns) {
-                let got = find(&samples, "container_cpu_usage_seconds_total", &[("id", id), ("cpu", "total")]);
+                let got = find(
+                    &samples,
+                    "container_cpu_usage_seconds_total",
+                    &[("id", id), ("cpu", "total")],
+                );
                 assert_eq!(got.len(), 1, "{id}");
                 assert!((got[0].value - ns as f64 / 1e9).abs() < 1e-9, "{id}");
             }
             if let Some(ws) = c.stats.memory.as_ref().and_then(|m| m.working_set_bytes) {
-                let got = find(&samples, "container_memory_working_set_bytes", &[("id", id)]);
+                let got = find(
+                    &samples,
+                    "container_memory_working_set_bytes",
+                    &[("id", id)],
+                );
                 assert_eq!(got.len(), 1, "{id}");
                 assert_eq!(got[0].value, ws as f64, "{id}");
             }
             for d in c.stats.io.iter().flat_map(|io| io.devices.iter()) {
                 if let (Some(w), Some(name)) = (d.write_bytes, &d.device) {
                     let dev = format!("/dev/{name}");
-                    let got = find(&samples, "container_fs_writes_bytes_total", &[("id", id), ("device", &dev)]);
+                    let got = find(
+                        &samples,
+                        "container_fs_writes_bytes_total",
+                        &[("id", id), ("device", &dev)],
+                    );
                     assert_eq!(got[0].value, w as f64, "{id} {dev}");
                 }
             }
         }
         let cores = find(&samples, "machine_cpu_cores", &[]);
-        assert_eq!(cores.len(), usize::from(tick.snapshot.machine.logical_cores.is_some()));
+        assert_eq!(
+            cores.len(),
+            usize::from(tick.snapshot.machine.logical_cores.is_some())
+        );
     }
 }
 
@@ -163,35 +191,73 @@ fn only_allowlisted_runtime_labels_are_exported_and_values_round_trip() {
     let tick = tick_of(&fixtures_dir().join("hybrid-docker-host"));
     let plain = exposition::parse(&prometheus::render(&tick, &options(&[]), Format::Text));
     assert!(
-        plain.iter().all(|s| s.labels.keys().all(|k| !k.starts_with("container_label_"))),
+        plain
+            .iter()
+            .all(|s| s.labels.keys().all(|k| !k.starts_with("container_label_"))),
         "no runtime label is exported by default"
     );
     let key = "app.example/odd\"key";
-    let text = prometheus::render(&tick, &options(&[key, "io.kubernetes.pod.name"]), Format::Text);
+    let text = prometheus::render(
+        &tick,
+        &options(&[key, "io.kubernetes.pod.name"]),
+        Format::Text,
+    );
     let samples = exposition::parse(&text);
-    let odd = find(&samples, "container_memory_usage_bytes", &[("container", "nginx")]);
+    let odd = find(
+        &samples,
+        "container_memory_usage_bytes",
+        &[("container", "nginx")],
+    );
     assert_eq!(odd.len(), 1);
-    assert_eq!(odd[0].labels.get("container_label_app_example_odd_key").map(String::as_str), Some("va\"lue é"));
-    assert_eq!(odd[0].labels.get("container_label_io_kubernetes_pod_name").map(String::as_str), Some("web-0"));
-    assert_eq!(odd[0].labels.get("namespace").map(String::as_str), Some("shop"));
+    assert_eq!(
+        odd[0]
+            .labels
+            .get("container_label_app_example_odd_key")
+            .map(String::as_str),
+        Some("va\"lue é")
+    );
+    assert_eq!(
+        odd[0]
+            .labels
+            .get("container_label_io_kubernetes_pod_name")
+            .map(String::as_str),
+        Some("web-0")
+    );
+    assert_eq!(
+        odd[0].labels.get("namespace").map(String::as_str),
+        Some("shop")
+    );
     assert_eq!(odd[0].labels.get("pod").map(String::as_str), Some("web-0"));
     let labels_sets: std::collections::HashSet<_> = samples
         .iter()
-        .flat_map(|s| s.labels.keys().filter(|k| k.starts_with("container_label_")).cloned())
+        .flat_map(|s| {
+            s.labels
+                .keys()
+                .filter(|k| k.starts_with("container_label_"))
+                .cloned()
+        })
         .collect();
-    assert_eq!(labels_sets.len(), 2, "only the two allowlisted keys: {labels_sets:?}");
+    assert_eq!(
+        labels_sets.len(),
+        2,
+        "only the two allowlisted keys: {labels_sets:?}"
+    );
 }
 
 #[test]
 fn readme_lists_every_metric_family_and_no_other() {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let start = readme.find("<!-- metrics-table:start -->").expect("README has the metrics table markers");
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme
+        .find("<!-- metrics-table:start -->")
+        .expect("README has the metrics table markers");
     let end = readme.find("<!-- metrics-table:end -->").unwrap();
     let listed: Vec<(String, String)> = readme[start..end]
         .lines()
         .filter_map(|l| {
             let cells: Vec<&str> = l.split('|').map(str::trim).collect();
-            (cells.len() > 3 && cells[1].starts_with('`')).then(|| (cells[1].trim_matches('`').to_owned(), cells[2].to_owned()))
+            (cells.len() > 3 && cells[1].starts_with('`'))
+                .then(|| (cells[1].trim_matches('`').to_owned(), cells[2].to_owned()))
         })
         .collect();
     let table: Vec<(String, String)> = families::ALL
@@ -204,6 +270,9 @@ fn readme_lists_every_metric_family_and_no_other() {
             (f.name.to_owned(), kind.to_owned())
         })
         .collect();
-    assert_eq!(listed, table, "README's metric table must list the families in order, with their types");
+    assert_eq!(
+        listed, table,
+        "README's metric table must list the families in order, with their types"
+    );
     let _ = in_ci();
 }

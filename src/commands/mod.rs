@@ -4,5 +4,5 @@
 pub mod capture;
 mod runtime;
 pub mod serve;
-pub mod top;
 pub mod snapshot;
+pub mod top;

@@ -72,7 +72,12 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::R
             (MetadataSource::Containerd, &sockets.containerd),
         ] {
             if let Some(socket) = socket {
-                tokio::spawn(watch(runtime, socket.clone(), store.clone(), args.runtime_resync));
+                tokio::spawn(watch(
+                    runtime,
+                    socket.clone(),
+                    store.clone(),
+                    args.runtime_resync,
+                ));
             }
         }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -115,7 +120,10 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::R
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
         reloader.abort();
-        server.await.context("server task failed")?.context("server failed")?;
+        server
+            .await
+            .context("server task failed")?
+            .context("server failed")?;
         Ok(())
     })
 }

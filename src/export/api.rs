@@ -3,7 +3,9 @@
 
 use crate::model::container::PathIdentity;
 use crate::model::metadata::KubernetesNames;
-use crate::model::{CgroupSample, CgroupStats, HistoryPoint, MachineInfo, Rates, RuntimeStatus, Tick};
+use crate::model::{
+    CgroupSample, CgroupStats, HistoryPoint, MachineInfo, Rates, RuntimeStatus, Tick,
+};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -50,7 +52,12 @@ pub fn cgroup_view(tick: &Tick, i: usize) -> Option<CgroupView<'_>> {
     let identity = s.identity.as_ref();
     let meta = identity.and_then(|id| id.metadata.as_deref());
     let (kind, runtime, id, pod) = match identity.map(|i| &i.path) {
-        Some(PathIdentity::Container(c)) => ("container", c.runtime.map(|r| r.as_str()), Some(c.id.as_str()), c.pod.as_ref()),
+        Some(PathIdentity::Container(c)) => (
+            "container",
+            c.runtime.map(|r| r.as_str()),
+            Some(c.id.as_str()),
+            c.pod.as_ref(),
+        ),
         Some(PathIdentity::Pod(p)) => ("pod", None, None, Some(p)),
         None => ("cgroup", None, None, None),
     };
@@ -59,9 +66,11 @@ pub fn cgroup_view(tick: &Tick, i: usize) -> Option<CgroupView<'_>> {
         kind,
         runtime,
         id,
-        name: meta
-            .and_then(|m| m.name.as_deref())
-            .or_else(|| identity.and_then(|i| i.pod_names.as_ref()).and_then(|p| p.pod.as_deref())),
+        name: meta.and_then(|m| m.name.as_deref()).or_else(|| {
+            identity
+                .and_then(|i| i.pod_names.as_ref())
+                .and_then(|p| p.pod.as_deref())
+        }),
         image: meta.and_then(|m| m.image.as_deref()),
         labels: meta.map(|m| &m.labels),
         kubernetes: meta
@@ -96,8 +105,12 @@ pub fn matches(view: &CgroupView<'_>, q: &ContainerQuery) -> bool {
     let k8s = view.kubernetes;
     q.name.as_deref().is_none_or(|n| view.name == Some(n))
         && q.runtime.as_deref().is_none_or(|r| view.runtime == Some(r))
-        && q.namespace.as_deref().is_none_or(|n| k8s.and_then(|k| k.namespace.as_deref()) == Some(n))
-        && q.pod.as_deref().is_none_or(|p| k8s.and_then(|k| k.pod.as_deref()) == Some(p))
+        && q.namespace
+            .as_deref()
+            .is_none_or(|n| k8s.and_then(|k| k.namespace.as_deref()) == Some(n))
+        && q.pod
+            .as_deref()
+            .is_none_or(|p| k8s.and_then(|k| k.pod.as_deref()) == Some(p))
 }
 
 /// Finds a container or pod by container id (full, or a unique prefix of 12+ characters),
@@ -111,7 +124,9 @@ pub fn find(tick: &Tick, key: &str) -> Option<usize> {
     let ids: Vec<usize> = (0..cgroups.len())
         .filter(|i| {
             cgroup_view(tick, *i).is_some_and(|v| {
-                v.id == Some(key) || v.name == Some(key) || (key.len() >= 12 && v.id.is_some_and(|id| id.starts_with(key)))
+                v.id == Some(key)
+                    || v.name == Some(key)
+                    || (key.len() >= 12 && v.id.is_some_and(|id| id.starts_with(key)))
             })
         })
         .collect();

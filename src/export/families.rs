@@ -373,7 +373,12 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for f in ALL {
             assert!(seen.insert(f.name), "duplicate family {}", f.name);
-            assert_eq!(f.kind == Kind::Counter, f.name.ends_with("_total"), "{}", f.name);
+            assert_eq!(
+                f.kind == Kind::Counter,
+                f.name.ends_with("_total"),
+                "{}",
+                f.name
+            );
             assert!(!f.help.is_empty());
         }
         let helps: std::collections::HashSet<_> = ALL.iter().map(|f| f.help).collect();

@@ -61,7 +61,13 @@ pub fn escape_label_value(out: &mut String, value: &str) {
 pub fn label_name(key: &str) -> String {
     let mut out = String::with_capacity(16 + key.len());
     out.push_str("container_label_");
-    out.extend(key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }));
+    out.extend(key.chars().map(|c| {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            c
+        } else {
+            '_'
+        }
+    }));
     out
 }
 
@@ -104,7 +110,9 @@ fn base_labels(sample: &CgroupSample, allowlist: &[String], out: &mut String) {
     if let Some(meta) = meta {
         let mut written: Vec<String> = Vec::new();
         for key in allowlist {
-            let Some(value) = meta.labels.get(key) else { continue };
+            let Some(value) = meta.labels.get(key) else {
+                continue;
+            };
             let name = label_name(key);
             // Two keys that sanitise to one name: keep the first, as cAdvisor does.
             if written.contains(&name) {
@@ -244,7 +252,10 @@ mod tests {
 
     #[test]
     fn runtime_label_keys_become_safe_label_names() {
-        assert_eq!(label_name("app.kubernetes.io/name"), "container_label_app_kubernetes_io_name");
+        assert_eq!(
+            label_name("app.kubernetes.io/name"),
+            "container_label_app_kubernetes_io_name"
+        );
         assert_eq!(label_name("é-1"), "container_label___1");
     }
 
@@ -253,7 +264,9 @@ mod tests {
         assert_eq!(Format::negotiate(None), Format::Text);
         assert_eq!(Format::negotiate(Some("text/plain")), Format::Text);
         assert_eq!(
-            Format::negotiate(Some("application/openmetrics-text;version=1.0.0,text/plain;q=0.5")),
+            Format::negotiate(Some(
+                "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"
+            )),
             Format::OpenMetrics
         );
     }

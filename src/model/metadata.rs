@@ -71,10 +71,15 @@ impl KubernetesNames {
             container: get("io.kubernetes.container.name").filter(|c| c != "POD"),
             pod_uid: get("io.kubernetes.pod.uid"),
             sandbox: labels.get("io.cri-containerd.kind").map(String::as_str) == Some("sandbox")
-                || labels.get("io.kubernetes.docker.type").map(String::as_str) == Some("podsandbox")
-                || labels.get("io.kubernetes.container.name").map(String::as_str) == Some("POD"),
+                || labels.get("io.kubernetes.docker.type").map(String::as_str)
+                    == Some("podsandbox")
+                || labels
+                    .get("io.kubernetes.container.name")
+                    .map(String::as_str)
+                    == Some("POD"),
         };
-        (names.pod.is_some() || names.namespace.is_some() || names.pod_uid.is_some()).then_some(names)
+        (names.pod.is_some() || names.namespace.is_some() || names.pod_uid.is_some())
+            .then_some(names)
     }
 }
 
@@ -88,7 +93,10 @@ mod tests {
             ("io.kubernetes.pod.name", "web-0"),
             ("io.kubernetes.pod.namespace", "shop"),
             ("io.kubernetes.container.name", "nginx"),
-            ("io.kubernetes.pod.uid", "0b4c8c5e-6a0b-4d3c-9f3e-2f0a5b1c7d9e"),
+            (
+                "io.kubernetes.pod.uid",
+                "0b4c8c5e-6a0b-4d3c-9f3e-2f0a5b1c7d9e",
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))

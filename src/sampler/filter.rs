@@ -43,7 +43,11 @@ fn build(globs: &[String]) -> Result<Option<GlobSet>, FilterError> {
 }
 
 impl CgroupFilter {
-    pub fn new(include: &[String], exclude: &[String], only_containers: bool) -> Result<Self, FilterError> {
+    pub fn new(
+        include: &[String],
+        exclude: &[String],
+        only_containers: bool,
+    ) -> Result<Self, FilterError> {
         Ok(CgroupFilter {
             include: build(include)?,
             exclude: build(exclude)?,
@@ -64,7 +68,6 @@ impl CgroupFilter {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,7 +83,12 @@ mod tests {
 
     #[test]
     fn include_and_exclude_globs_match_whole_paths() {
-        let f = CgroupFilter::new(&["/docker/*".into(), "/".into()], &["/docker/bad*".into()], false).unwrap();
+        let f = CgroupFilter::new(
+            &["/docker/*".into(), "/".into()],
+            &["/docker/bad*".into()],
+            false,
+        )
+        .unwrap();
         assert!(f.keeps(&sample("docker/abc")));
         assert!(f.keeps(&sample("")));
         assert!(!f.keeps(&sample("docker/badone")));

@@ -23,7 +23,11 @@ impl History {
     }
 
     /// Appends one point per cgroup of this tick and forgets cgroups that are gone.
-    pub fn record(&mut self, now_ms: u64, points: impl Iterator<Item = (CgroupPath, HistoryPoint)>) {
+    pub fn record(
+        &mut self,
+        now_ms: u64,
+        points: impl Iterator<Item = (CgroupPath, HistoryPoint)>,
+    ) {
         let mut present = HashSet::new();
         for (path, point) in points {
             let series = self.series.entry(path.clone()).or_default();
@@ -31,7 +35,10 @@ impl History {
             while series.len() > self.max_points {
                 series.pop_front();
             }
-            while series.front().is_some_and(|p| now_ms.saturating_sub(p.t_ms) > self.max_age_ms) {
+            while series
+                .front()
+                .is_some_and(|p| now_ms.saturating_sub(p.t_ms) > self.max_age_ms)
+            {
                 series.pop_front();
             }
             present.insert(path);
@@ -79,7 +86,10 @@ mod tests {
         let b = CgroupPath::from_relative("b");
         let mut h = History::new(3_000, 3);
         for t in 0..10u64 {
-            h.record(t * 1000, [(a.clone(), point(t * 1000)), (b.clone(), point(t * 1000))].into_iter());
+            h.record(
+                t * 1000,
+                [(a.clone(), point(t * 1000)), (b.clone(), point(t * 1000))].into_iter(),
+            );
         }
         assert_eq!(h.points(&a).len(), 3);
         assert_eq!(h.points(&a)[0].t_ms, 7000);
@@ -89,6 +99,9 @@ mod tests {
         for t in 0..5u64 {
             aged.record(t * 1000, [(a.clone(), point(t * 1000))].into_iter());
         }
-        assert_eq!(aged.points(&a).iter().map(|p| p.t_ms).collect::<Vec<_>>(), [3000, 4000]);
+        assert_eq!(
+            aged.points(&a).iter().map(|p| p.t_ms).collect::<Vec<_>>(),
+            [3000, 4000]
+        );
     }
 }

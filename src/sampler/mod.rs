@@ -57,7 +57,8 @@ pub struct Sampler {
 impl Sampler {
     pub fn new(scanner: Scanner, store: MetadataStore, config: SamplerConfig) -> Self {
         let per_interval = config.interval.as_millis().max(1);
-        let by_age = usize::try_from(config.history.as_millis() / per_interval).unwrap_or(usize::MAX);
+        let by_age =
+            usize::try_from(config.history.as_millis() / per_interval).unwrap_or(usize::MAX);
         let points = by_age.saturating_add(1).min(config.history_points);
         let history_ms = u64::try_from(config.history.as_millis()).unwrap_or(u64::MAX);
         Sampler {
@@ -100,7 +101,8 @@ impl Sampler {
         }
         // Gone cgroups leave every table at once: no stale series, no unbounded growth.
         self.prev = next_prev;
-        self.first_seen.retain(|path, _| self.prev.contains_key(path));
+        self.first_seen
+            .retain(|path, _| self.prev.contains_key(path));
         if let Ok(mut history) = self.history.write() {
             history.record(
                 now_ms,

@@ -35,7 +35,9 @@ impl Counters {
             cpu_usage_ns: stats.cpu.as_ref().and_then(|c| c.usage_ns),
             io_read_bytes: io.and_then(|io| sum(io.devices.iter().map(|d| d.read_bytes))),
             io_write_bytes: io.and_then(|io| sum(io.devices.iter().map(|d| d.write_bytes))),
-            net_rx_bytes: net.clone().map(|i| i.map(|i| i.rx_bytes).fold(0u64, u64::saturating_add)),
+            net_rx_bytes: net
+                .clone()
+                .map(|i| i.map(|i| i.rx_bytes).fold(0u64, u64::saturating_add)),
             net_tx_bytes: net.map(|i| i.map(|i| i.tx_bytes).fold(0u64, u64::saturating_add)),
         }
     }
@@ -68,8 +70,14 @@ mod tests {
 
     #[test]
     fn half_a_second_of_cpu_per_second_is_half_a_core() {
-        let prev = Counters { cpu_usage_ns: Some(1_000_000_000), ..Counters::default() };
-        let cur = Counters { cpu_usage_ns: Some(2_000_000_000), ..Counters::default() };
+        let prev = Counters {
+            cpu_usage_ns: Some(1_000_000_000),
+            ..Counters::default()
+        };
+        let cur = Counters {
+            cpu_usage_ns: Some(2_000_000_000),
+            ..Counters::default()
+        };
         assert_eq!(rates(&prev, &cur, 2.0).cpu_cores, Some(0.5));
     }
 

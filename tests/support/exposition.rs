@@ -23,15 +23,23 @@ pub fn parse(text: &str) -> Vec<Sample> {
         if let Some(rest) = line.strip_prefix("# ") {
             let mut parts = rest.splitn(3, ' ');
             let kind = parts.next().unwrap();
-            let name = parts.next().unwrap_or_else(|| panic!("line {}: {line}", n + 1));
+            let name = parts
+                .next()
+                .unwrap_or_else(|| panic!("line {}: {line}", n + 1));
             if kind == "TYPE" {
-                assert!(typed.insert(name.to_owned()), "line {}: family typed twice", n + 1);
+                assert!(
+                    typed.insert(name.to_owned()),
+                    "line {}: family typed twice",
+                    n + 1
+                );
             }
             continue;
         }
         let sample = parse_sample(line).unwrap_or_else(|e| panic!("line {}: {e}: {line}", n + 1));
         assert!(
-            typed.iter().any(|f| sample.name == *f || sample.name.starts_with(&format!("{f}_"))),
+            typed
+                .iter()
+                .any(|f| sample.name == *f || sample.name.starts_with(&format!("{f}_"))),
             "line {}: sample before its TYPE: {line}",
             n + 1
         );
@@ -43,11 +51,13 @@ pub fn parse(text: &str) -> Vec<Sample> {
 }
 
 fn parse_sample(line: &str) -> Result<Sample, String> {
-    let name_end = line
-        .find(['{', ' '])
-        .ok_or("no value")?;
+    let name_end = line.find(['{', ' ']).ok_or("no value")?;
     let name = &line[..name_end];
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    {
         return Err(format!("bad metric name {name:?}"));
     }
     let mut labels = BTreeMap::new();
