@@ -33,6 +33,11 @@ fn parse(bytes: &[u8]) -> (Option<Pressure>, Option<format::ParseError>) {
 pub(super) fn read(ctx: &mut Ctx<'_>, dir: &Path) -> Option<PressureStats> {
     let before = ctx.found;
     let cpu = ctx.with_partial(Controller::Pressure, dir, "cpu.pressure", parse);
+    // No cpu.pressure: PSI is off, or (hybrid) the cgroup has no unified counterpart. Skip
+    // the two other opens, which would fail the same way on every tick.
+    if ctx.found == before {
+        return None;
+    }
     let memory = ctx.with_partial(Controller::Pressure, dir, "memory.pressure", parse);
     let io = ctx.with_partial(Controller::Pressure, dir, "io.pressure", parse);
     (ctx.found != before).then_some(PressureStats { cpu, memory, io })
