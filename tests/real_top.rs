@@ -26,6 +26,49 @@ fn ok(cmd: &str, args: &[&str]) -> bool {
         .unwrap_or(false)
 }
 
+/// On cgroup v1 the kernel keeps `blkio.throttle.*` counters only on a disk where some
+/// throttle rule exists (blk_should_throtl() returns early otherwise), so on a fresh host
+/// docker and cgscope would both read 0 B. A rule far too large to ever bite, on a blkio
+/// cgroup of the test's own, turns the counting on for the disk holding Docker's data.
+struct BlkioAccounting(Option<PathBuf>);
+
+impl BlkioAccounting {
+    fn enable() -> Self {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(meta) = std::fs::metadata("/var/lib/docker") else {
+            return BlkioAccounting(None);
+        };
+        let dev = meta.dev();
+        let (major, minor) = ((dev >> 8) & 0xfff, (dev & 0xff) | ((dev >> 12) & 0xfff00));
+        // Rules apply to whole disks: a partition's parent directory in sysfs is its disk.
+        let sys = PathBuf::from(format!("/sys/dev/block/{major}:{minor}"));
+        let disk = if sys.join("partition").exists() {
+            std::fs::read_to_string(sys.join("../dev")).unwrap_or_default()
+        } else {
+            format!("{major}:{minor}")
+        };
+        let dir = PathBuf::from(format!(
+            "{CGROUP_ROOT}/blkio/{}",
+            unique("cgscope-test-blkio")
+        ));
+        if std::fs::create_dir(&dir).is_err() {
+            return BlkioAccounting(None);
+        }
+        let rule = format!("{} 1099511627776\n", disk.trim());
+        let _ = std::fs::write(dir.join("blkio.throttle.write_bps_device"), &rule);
+        let _ = std::fs::write(dir.join("blkio.throttle.read_bps_device"), &rule);
+        BlkioAccounting(Some(dir))
+    }
+}
+
+impl Drop for BlkioAccounting {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
 fn engines_available() -> bool {
     require(
         is_root()
@@ -466,6 +509,7 @@ fn top_json_agrees_with_docker_stats() {
     if !engines_available() {
         return;
     }
+    let _blkio = BlkioAccounting::enable();
     let mut cleanup = Cleanup::default();
     let prefix = unique("cgstop");
     let busy = format!("{prefix}-busy");
