@@ -98,6 +98,31 @@ fn benches(c: &mut Criterion) {
                 .count()
         })
     });
+    // The whole per-tick identification: rules plus the metadata-store lookup, with every
+    // recognised container known to the store (the steady state of a busy node).
+    let store = cgscope::identity::MetadataStore::new();
+    let known: Vec<cgscope::model::metadata::ContainerMeta> = paths
+        .iter()
+        .filter_map(identify)
+        .filter_map(|i| match i {
+            cgscope::model::container::PathIdentity::Container(c) => Some(c.id.as_str().to_owned()),
+            cgscope::model::container::PathIdentity::Pod(_) => None,
+        })
+        .map(|id| cgscope::model::metadata::ContainerMeta {
+            name: Some(format!("name-{}", &id[..8])),
+            id,
+            ..Default::default()
+        })
+        .collect();
+    store.replace_all(cgscope::model::metadata::MetadataSource::Docker, known);
+    c.bench_function("identify_1000_mixed_paths_with_metadata", |b| {
+        b.iter(|| {
+            black_box(&paths)
+                .iter()
+                .filter_map(|p| cgscope::identity::identify(black_box(p), &store))
+                .count()
+        })
+    });
 }
 
 criterion_group!(identity_benches, benches);
