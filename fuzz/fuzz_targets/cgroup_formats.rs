@@ -20,4 +20,5 @@ fuzz_target!(|data: &[u8]| {
         let _ = format::psi_line(line);
     }
     let _ = cgscope::proc::parse_partitions(data);
+    let _ = cgscope::proc::parse_meminfo(data);
 });

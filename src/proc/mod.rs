@@ -72,13 +72,7 @@ impl ProcFs {
         };
         let meminfo_path = self.root.join("meminfo");
         let (memory_total_bytes, swap_total_bytes) = match self.reader.read(&meminfo_path) {
-            Ok(Some(b)) => match procfs_core::Meminfo::from_read(b) {
-                Ok(m) => (Some(m.mem_total), Some(m.swap_total)),
-                Err(err) => {
-                    self.warn_once("meminfo", &meminfo_path, &err);
-                    (None, None)
-                }
-            },
+            Ok(Some(b)) => parse_meminfo(b),
             _ => (None, None),
         };
         let kernel_version = self.read_text(&self.root.join("sys/kernel/osrelease"), "osrelease");
@@ -207,6 +201,29 @@ impl ProcFs {
     }
 }
 
+/// `MemTotal` and `SwapTotal` of `/proc/meminfo`, in bytes. Parsed here: procfs-core's
+/// `Meminfo` panics on odd input (it slices keys by byte and multiplies units unchecked),
+/// which our property tests found.
+pub fn parse_meminfo(bytes: &[u8]) -> (Option<u64>, Option<u64>) {
+    let (mut mem, mut swap) = (None, None);
+    for line in format::lines(bytes) {
+        let mut f = format::fields(line);
+        let slot = match f.next() {
+            Some(b"MemTotal:") => &mut mem,
+            Some(b"SwapTotal:") => &mut swap,
+            _ => continue,
+        };
+        let value = f.next().and_then(|v| format::parse_u64(v).ok());
+        let scale = match f.next() {
+            None | Some(b"B") => Some(1),
+            Some(b"kB") => Some(1024),
+            _ => None,
+        };
+        *slot = value.zip(scale).and_then(|(v, s)| v.checked_mul(s));
+    }
+    (mem, swap)
+}
+
 /// `/proc/partitions`: a header line, a blank line, then `major minor #blocks name`.
 pub fn parse_partitions(bytes: &[u8]) -> DeviceNames {
     let mut out = DeviceNames::new();
@@ -227,6 +244,16 @@ pub fn parse_partitions(bytes: &[u8]) -> DeviceNames {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn meminfo_totals_are_bytes_and_odd_lines_are_skipped() {
+        let text = b"MemTotal:       24683656 kB\nMemFree: 1 kB\n\xc3\xa9 5\nSwapTotal: 99999999999999999999 kB\n";
+        assert_eq!(parse_meminfo(text), (Some(24_683_656 * 1024), None));
+        assert_eq!(
+            parse_meminfo(b"SwapTotal: 18446744073709551615 kB\n"),
+            (None, None)
+        );
+    }
 
     #[test]
     fn partitions_header_is_skipped_and_large_minors_kept() {
