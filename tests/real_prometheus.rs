@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::support::host::{free_port, ok, run, seed, splitmix, wait_for, Cleanup};
 use crate::support::{in_ci, is_root, require};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -33,57 +34,11 @@ fn on_path(cmd: &str) -> bool {
     })
 }
 
-fn ok(cmd: &str, args: &[&str]) -> bool {
-    Command::new(cmd)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 fn now_unix() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs_f64()
-}
-
-/// A per-run seed, so names, pod uids and container ids never collide with another run.
-fn seed() -> u64 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    nanos ^ (u64::from(std::process::id()) << 40)
-}
-
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// A port that was free a moment ago (the listener is dropped before the child binds it).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// GET through curl: (status, body). Status 0 when nothing answered.
@@ -95,17 +50,6 @@ fn get(url: &str) -> (u16, String) {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
     (code.trim().parse().unwrap_or(0), body.to_owned())
-}
-
-fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// A child process killed (and reaped) on drop; its output goes to `log`, shown on failure.
@@ -166,48 +110,6 @@ fn start_cgscope() -> (Daemon, String) {
         get(&format!("{base}/readyz")).0 == 200
     });
     (daemon, base)
-}
-
-/// Removes the test's Docker and containerd containers and the pod cgroup runc made for the
-/// containerd one, even on panic.
-#[derive(Default)]
-struct Cleanup {
-    docker: Vec<String>,
-    containerd: Vec<String>,
-    /// Cgroup paths (relative to each hierarchy) to rmdir, deepest first.
-    cgroups: Vec<String>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for name in &self.docker {
-            let _ = Command::new("docker").args(["rm", "-f", name]).output();
-        }
-        for id in &self.containerd {
-            let _ = Command::new("ctr")
-                .args(["-n", "k8s.io", "task", "kill", "-s", "SIGKILL", id])
-                .output();
-            std::thread::sleep(Duration::from_millis(300));
-            let _ = Command::new("ctr")
-                .args(["-n", "k8s.io", "task", "rm", "-f", id])
-                .output();
-            let _ = Command::new("ctr")
-                .args(["-n", "k8s.io", "container", "rm", id])
-                .output();
-        }
-        let Ok(hierarchies) = std::fs::read_dir(CGROUP_ROOT) else {
-            return;
-        };
-        let hierarchies: Vec<PathBuf> = hierarchies.flatten().map(|e| e.path()).collect();
-        for rel in &self.cgroups {
-            for h in &hierarchies {
-                let dir = h.join(rel.trim_start_matches('/'));
-                if dir.is_dir() {
-                    let _ = std::fs::remove_dir(&dir);
-                }
-            }
-        }
-    }
 }
 
 /// Reads one integer file of a cgroup, e.g. `cpuacct/docker/<id>/cpuacct.usage`.

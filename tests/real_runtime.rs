@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::support::host::{run, unique, wait_for, Cleanup};
 use crate::support::{is_root, require};
 use cgscope::identity::watch::{resync_once, watch, RuntimeSockets};
 use cgscope::identity::{identify_snapshot, MetadataStore};
@@ -36,51 +37,6 @@ fn engines_available() -> bool {
     )
 }
 
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
-
-/// Removes the test's Docker containers and containerd containers, even on panic.
-#[derive(Default)]
-struct Cleanup {
-    docker: Vec<String>,
-    containerd: Vec<String>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for name in &self.docker {
-            let _ = Command::new("docker").args(["rm", "-f", name]).output();
-        }
-        for id in &self.containerd {
-            let _ = Command::new("ctr")
-                .args(["-n", "k8s.io", "task", "kill", "-s", "SIGKILL", id])
-                .output();
-            std::thread::sleep(Duration::from_millis(300));
-            let _ = Command::new("ctr")
-                .args(["-n", "k8s.io", "task", "rm", "-f", id])
-                .output();
-            let _ = Command::new("ctr")
-                .args(["-n", "k8s.io", "container", "rm", id])
-                .output();
-        }
-    }
-}
-
 fn sockets() -> RuntimeSockets {
     RuntimeSockets {
         docker: Some(PathBuf::from(DOCKER_SOCKET)),
@@ -97,17 +53,6 @@ fn host_snapshot(store: &MetadataStore) -> Snapshot {
     let mut snapshot = Scanner::open(&roots).unwrap().sweep(0);
     identify_snapshot(&mut snapshot, store);
     snapshot
-}
-
-fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

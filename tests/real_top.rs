@@ -5,26 +5,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::support::host::{ok, run, seed, unique, wait_for, Cleanup};
 use crate::support::{is_root, require};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 const IMAGE: &str = "cgscope-test/busybox:latest";
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 const MIB: f64 = 1024.0 * 1024.0;
-
-fn ok(cmd: &str, args: &[&str]) -> bool {
-    Command::new(cmd)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
 
 /// On cgroup v1 the kernel keeps `blkio.throttle.*` counters only on a disk where some
 /// throttle rule exists (blk_should_throtl() returns early otherwise), so on a fresh host
@@ -76,40 +67,6 @@ fn engines_available() -> bool {
             && ok("ctr", &["-n", "k8s.io", "image", "ls"]),
         "root, a running dockerd and containerd with the test image (bash .ci/setup)",
     )
-}
-
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// A per-run seed, so names, pod uids and container ids never collide with another run.
-fn seed() -> u64 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    nanos ^ (u64::from(std::process::id()) << 40)
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}-{:08x}", std::process::id(), seed() as u32)
-}
-
-fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// The cgscope binary with no `CGSCOPE_*` variable of the caller's environment leaking in
@@ -204,48 +161,6 @@ fn by_name(stdout: &str) -> BTreeMap<String, Value> {
             (v["Name"].as_str().unwrap().to_owned(), v)
         })
         .collect()
-}
-
-/// Removes the test's Docker and containerd containers and every cgroup directory made for
-/// them (the `--cgroup-parent` groups, the containerd pod cgroup), even on panic.
-#[derive(Default)]
-struct Cleanup {
-    docker: Vec<String>,
-    containerd: Vec<String>,
-    /// Cgroup paths (relative to each hierarchy) to rmdir, deepest first.
-    cgroups: Vec<String>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for name in &self.docker {
-            let _ = Command::new("docker").args(["rm", "-f", name]).output();
-        }
-        for id in &self.containerd {
-            let _ = Command::new("ctr")
-                .args(["-n", "k8s.io", "task", "kill", "-s", "SIGKILL", id])
-                .output();
-            std::thread::sleep(Duration::from_millis(300));
-            let _ = Command::new("ctr")
-                .args(["-n", "k8s.io", "task", "rm", "-f", id])
-                .output();
-            let _ = Command::new("ctr")
-                .args(["-n", "k8s.io", "container", "rm", id])
-                .output();
-        }
-        let Ok(hierarchies) = std::fs::read_dir(CGROUP_ROOT) else {
-            return;
-        };
-        let hierarchies: Vec<PathBuf> = hierarchies.flatten().map(|e| e.path()).collect();
-        for rel in &self.cgroups {
-            for h in &hierarchies {
-                let dir = h.join(rel.trim_start_matches('/'));
-                if dir.is_dir() {
-                    let _ = std::fs::remove_dir(&dir);
-                }
-            }
-        }
-    }
 }
 
 /// A Docker container running `script` in busybox sh; returns its full id.

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod exposition;
+pub mod host;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,115 @@
+//! Small helpers the real-component tests share: run a command, wait for a condition, pick a
+//! free loopback port, and make names that never collide with another run's.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// True when `cmd args...` runs and exits 0 (output discarded).
+pub fn ok(cmd: &str, args: &[&str]) -> bool {
+    Command::new(cmd)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Runs `cmd args...`, panics with its output unless it exits 0, returns trimmed stdout.
+pub fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A per-run seed, so names, pod uids, container ids and tokens never collide with another run.
+pub fn seed() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    nanos ^ (u64::from(std::process::id()) << 40)
+}
+
+/// The splitmix64 step: a stream of well-mixed numbers from one seed.
+pub fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// `<prefix>-<pid>-<8 hex>`: unique per run and per call.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}-{:08x}", std::process::id(), seed() as u32)
+}
+
+/// A port that was free a moment ago (the listener is dropped before the child binds it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `cond` every 100 ms; panics naming `what` once `timeout` has passed.
+pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Removes a test's Docker containers, containerd (`k8s.io`) containers and the cgroups left
+/// behind for them (e.g. the pod cgroup runc made), even when the test panics.
+#[derive(Default)]
+pub struct Cleanup {
+    pub docker: Vec<String>,
+    pub containerd: Vec<String>,
+    /// Cgroup paths (relative to each hierarchy) to rmdir, deepest first.
+    pub cgroups: Vec<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for name in &self.docker {
+            let _ = Command::new("docker").args(["rm", "-f", name]).output();
+        }
+        for id in &self.containerd {
+            let _ = Command::new("ctr")
+                .args(["-n", "k8s.io", "task", "kill", "-s", "SIGKILL", id])
+                .output();
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = Command::new("ctr")
+                .args(["-n", "k8s.io", "task", "rm", "-f", id])
+                .output();
+            let _ = Command::new("ctr")
+                .args(["-n", "k8s.io", "container", "rm", id])
+                .output();
+        }
+        let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+            return;
+        };
+        let hierarchies: Vec<std::path::PathBuf> =
+            hierarchies.flatten().map(|e| e.path()).collect();
+        for rel in &self.cgroups {
+            for h in &hierarchies {
+                let dir = h.join(rel.trim_start_matches('/'));
+                if dir.is_dir() {
+                    let _ = std::fs::remove_dir(&dir);
+                }
+            }
+        }
+    }
+}
