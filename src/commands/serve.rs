@@ -6,7 +6,7 @@ use crate::export::prometheus::RenderOptions;
 use crate::http::{self, AppState};
 use crate::identity::watch::{check_sockets, watch};
 use crate::identity::MetadataStore;
-use crate::model::metadata::{MetadataSource, RecordedMeta};
+use crate::model::metadata::MetadataSource;
 use crate::sampler::filter::CgroupFilter;
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::scan::{Roots, Scanner};
@@ -44,11 +44,7 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::R
     check_sockets(&sockets)?;
     let store = MetadataStore::new();
     if let Some(file) = &runtimes.runtime_replay {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read runtime replay {}", file.display()))?;
-        let recorded: Vec<RecordedMeta> = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a runtime recording", file.display()))?;
-        store.load(recorded);
+        super::runtime::load_replay(file, &store)?;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
