@@ -100,6 +100,8 @@ impl RuntimeArgs {
     }
 }
 
+// Parsed once at start-up and matched once: the size of the serve variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print one complete snapshot of every cgroup plus machine info.
@@ -141,6 +143,11 @@ pub struct ServeArgs {
     /// Hard cap on history points per cgroup, whatever the interval.
     #[arg(long, env = "CGSCOPE_HISTORY_POINTS", default_value_t = 600)]
     pub history_points: usize,
+    /// Longest time a figure may be carried over instead of read: limits are re-read, and a
+    /// cgroup whose CPU usage did not move since the last sample (none of its tasks ran) is
+    /// read in full, at least this often. 0s reads every file at every sample.
+    #[arg(long, env = "CGSCOPE_FULL_READ_EVERY", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub full_read_every: std::time::Duration,
     /// Runtime label keys exported as container_label_<key> (comma-separated; default none).
     #[arg(long, env = "CGSCOPE_LABEL_ALLOWLIST", value_delimiter = ',')]
     pub label_allowlist: Vec<String>,

@@ -1,8 +1,10 @@
 //! Reads small kernel pseudo-files (cgroupfs, procfs) into one reused buffer, and can record
 //! every file it reads into a fixture tree for `cgscope capture`. Knows no file formats.
 
+use rustix::fs::{Mode, OFlags};
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 /// Reads whole files into a buffer that is reused across reads, so a steady-state sweep
@@ -105,14 +107,46 @@ impl FileReader {
         self.recorder.as_ref()
     }
 
+    /// Whether reads are being copied into a capture (which needs whole paths).
+    pub fn is_recording(&self) -> bool {
+        self.recorder.is_some()
+    }
+
     /// Reads `path` to EOF. `Ok(None)` when the file does not exist (or its cgroup has just
     /// gone: ENODEV); any other failure is an error.
     pub fn read(&mut self, path: &Path) -> io::Result<Option<&[u8]>> {
-        let mut file = match File::open(path) {
+        let file = match File::open(path) {
             Ok(f) => f,
             Err(err) if is_absent(&err) => return Ok(None),
             Err(err) => return Err(err),
         };
+        let Some(len) = self.read_to_end(file)? else {
+            return Ok(None);
+        };
+        let content = &self.buf[..len];
+        if let Some(rec) = self.recorder.as_mut() {
+            rec.record_file(path, content);
+        }
+        Ok(Some(content))
+    }
+
+    /// Reads `name` inside an open directory, like [`FileReader::read`]. The lookup walks one
+    /// path component instead of the whole path, which on cgroupfs is most of an open's cost.
+    /// Not recorded: a capturing caller reads by whole path.
+    pub fn read_in(&mut self, dir: &Dir, name: &str) -> io::Result<Option<&[u8]>> {
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY;
+        let file = match rustix::fs::openat(&dir.fd, name, flags, Mode::empty()) {
+            Ok(fd) => File::from(fd),
+            Err(errno) => {
+                let err = io::Error::from(errno);
+                return if is_absent(&err) { Ok(None) } else { Err(err) };
+            }
+        };
+        Ok(self.read_to_end(file)?.map(|len| &self.buf[..len]))
+    }
+
+    /// Reads into the buffer; the length read, or `None` when the file vanished meanwhile.
+    fn read_to_end(&mut self, mut file: File) -> io::Result<Option<usize>> {
         // `buf` stays fully initialised at its current length; only `filled` moves, so a
         // read costs no memset and no allocation once the buffer has grown to fit.
         let mut filled = 0;
@@ -123,17 +157,18 @@ impl FileReader {
             }
             match file.read(&mut self.buf[filled..]) {
                 Ok(0) => break,
-                Ok(n) => filled += n,
+                Ok(n) => {
+                    filled += n;
+                    if filled < SHORT_READ_ENDS_FILE {
+                        break;
+                    }
+                }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) if is_absent(&err) => return Ok(None),
                 Err(err) => return Err(err),
             }
         }
-        let content = &self.buf[..filled];
-        if let Some(rec) = self.recorder.as_mut() {
-            rec.record_file(path, content);
-        }
-        Ok(Some(content))
+        Ok(Some(filled))
     }
 
     /// Reads a symlink's target (`/proc/<pid>/ns/net`); `None` when absent.
@@ -149,6 +184,51 @@ impl FileReader {
             Err(err) => Err(err),
         }
     }
+}
+
+/// A first read shorter than this ends the file, saving the read that would return 0 (a
+/// third of the syscalls of a sweep). Sound for what we read: a regular file reads short only
+/// at its end, and a kernel seq_file stops early only when its next record does not fit the
+/// rest of a buffer of at least one 4 KiB page, and no record we read is near 2 KiB.
+const SHORT_READ_ENDS_FILE: usize = 2048;
+
+/// An open directory (`O_PATH`: no read access needed, and it pins no per-open kernel buffer)
+/// whose files are read with [`FileReader::read_in`].
+#[derive(Debug)]
+pub struct Dir {
+    fd: OwnedFd,
+}
+
+impl Dir {
+    /// Opens `path`; `Ok(None)` when it does not exist.
+    pub fn open(path: &Path) -> io::Result<Option<Dir>> {
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        match rustix::fs::open(path, flags, Mode::empty()) {
+            Ok(fd) => Ok(Some(Dir { fd })),
+            Err(errno) => {
+                let err = io::Error::from(errno);
+                if is_absent(&err) {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit, for readers that keep one directory
+/// open per cgroup. Returns the soft limit now in force.
+pub fn raise_open_file_limit() -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(err) = setrlimit(Resource::Nofile, limit) {
+            tracing::debug!(%err, "cannot raise the open-file limit");
+        }
+    }
+    getrlimit(Resource::Nofile).current
 }
 
 /// Absent files, and files of a cgroup or process that vanished while we read it.

@@ -64,6 +64,11 @@ impl Scanner {
         &self.cgroups
     }
 
+    /// See [`CgroupFs::set_full_read_every`]; sweeps of a long-running sampler use it.
+    pub fn set_full_read_every(&mut self, reads: u32) {
+        self.cgroups.set_full_read_every(reads);
+    }
+
     /// Files that could not be written by the capture recorders.
     pub fn capture_failures(self) -> u64 {
         let a = self
@@ -87,6 +92,7 @@ impl Scanner {
         let host_netns = self.proc.host_netns();
         let mut netns_cache = HashMap::new();
         let paths = self.cgroups.list();
+        self.cgroups.begin_sweep();
         let mut cgroups = Vec::with_capacity(paths.len());
         for path in paths {
             let Some(read) = self.cgroups.read(&path) else {
@@ -108,6 +114,7 @@ impl Scanner {
                 stats,
             });
         }
+        self.cgroups.end_sweep();
         Snapshot {
             taken_at_unix_ms,
             machine,

@@ -658,3 +658,144 @@ fn a_sweep_reports_what_the_kernel_accounted_for_real_v1_workloads() {
         between.as_secs_f64()
     );
 }
+
+/// Paths of `snap` under `/<lab>/`.
+fn lab_paths(snap: &Snapshot, lab: &Lab) -> Vec<String> {
+    let prefix = format!("{}/", lab.path(""));
+    snap.cgroups
+        .iter()
+        .map(|c| c.path.to_string())
+        .filter(|p| p.starts_with(&prefix))
+        .collect()
+}
+
+#[test]
+fn repeated_sweeps_follow_cgroups_made_renamed_removed_and_made_again_on_real_v1() {
+    let v1_ready = V1_TREES
+        .iter()
+        .all(|t| Path::new(ROOT).join(t).join("cgroup.procs").is_file());
+    if !require(is_root() && v1_ready, "root and cgroup v1 controllers") {
+        return;
+    }
+    let mut lab = Lab::new();
+    for tree in distinct_trees() {
+        lab.make(tree, &["a"]);
+    }
+    let roots = Roots {
+        cgroup_root: PathBuf::from(ROOT),
+        proc_root: PathBuf::from("/proc"),
+        machine_id_file: None,
+    };
+    let mut scanner = Scanner::open(&roots).unwrap();
+    // As `serve` runs it: limits and idle cgroups are read in full every third sweep.
+    scanner.set_full_read_every(3);
+    // The first sweep walks the trees, the second starts watching them.
+    assert_eq!(lab_paths(&scanner.sweep(0), &lab), [lab.path("a")]);
+    assert!(!scanner.cgroups().watching());
+    assert_eq!(lab_paths(&scanner.sweep(0), &lab), [lab.path("a")]);
+    assert!(
+        scanner.cgroups().watching(),
+        "inotify watches cgroupfs directories"
+    );
+    let mut sweep = || scanner.sweep(0);
+
+    // Made while watched, nested two deep, in every tree.
+    for tree in distinct_trees() {
+        let b = lab.dir(tree, "b");
+        fs::create_dir(&b).unwrap();
+        lab.made.push(b);
+        let deep = lab.dir(tree, "b/deep");
+        fs::create_dir(&deep).unwrap();
+        lab.made.push(deep);
+    }
+    let pid = lab.spawn(
+        "b/deep",
+        &distinct_trees(),
+        "echo ready; exec sleep 120",
+        &[],
+    );
+    lab.wait_ready(pid);
+    let snap = sweep();
+    assert_eq!(
+        lab_paths(&snap, &lab),
+        [lab.path("a"), lab.path("b"), lab.path("b/deep")]
+    );
+    assert_eq!(
+        stats(&snap, &lab.path("b/deep"))
+            .processes
+            .as_ref()
+            .map(|p| p.processes),
+        Some(1)
+    );
+
+    // Renamed (v1 allows it within one parent), with its child and process.
+    for tree in distinct_trees() {
+        fs::rename(lab.dir(tree, "b"), lab.dir(tree, "c")).unwrap();
+        for dir in &mut lab.made {
+            if *dir == lab_dir_of(&lab.name, tree, "b") {
+                *dir = lab_dir_of(&lab.name, tree, "c");
+            } else if *dir == lab_dir_of(&lab.name, tree, "b/deep") {
+                *dir = lab_dir_of(&lab.name, tree, "c/deep");
+            }
+        }
+    }
+    let snap = sweep();
+    assert_eq!(
+        lab_paths(&snap, &lab),
+        [lab.path("a"), lab.path("c"), lab.path("c/deep")]
+    );
+    assert_eq!(
+        stats(&snap, &lab.path("c/deep"))
+            .processes
+            .as_ref()
+            .map(|p| p.processes),
+        Some(1)
+    );
+
+    // Removed, then made again under the same name with another limit: read afresh at once,
+    // nothing carried over from the old one.
+    lab.set(
+        "memory",
+        "a",
+        "memory.limit_in_bytes",
+        &(64 * MIB).to_string(),
+    );
+    let limit = |snap: &Snapshot| {
+        stats(snap, &lab.path("a"))
+            .memory
+            .as_ref()
+            .and_then(|m| m.limit_bytes)
+    };
+    let mut seen = None;
+    for _ in 0..3 {
+        seen = limit(&sweep());
+    }
+    assert_eq!(seen, Some(64 * MIB), "a limit shows within three sweeps");
+    for tree in distinct_trees() {
+        fs::remove_dir(lab.dir(tree, "a")).unwrap();
+    }
+    assert_eq!(
+        lab_paths(&sweep(), &lab),
+        [lab.path("c"), lab.path("c/deep")]
+    );
+    for tree in distinct_trees() {
+        fs::create_dir(lab.dir(tree, "a")).unwrap();
+    }
+    lab.set(
+        "memory",
+        "a",
+        "memory.limit_in_bytes",
+        &(32 * MIB).to_string(),
+    );
+    let snap = sweep();
+    assert_eq!(
+        lab_paths(&snap, &lab),
+        [lab.path("a"), lab.path("c"), lab.path("c/deep")]
+    );
+    assert_eq!(limit(&snap), Some(32 * MIB));
+    assert!(scanner.cgroups().watching(), "no fallback to walking");
+}
+
+fn lab_dir_of(name: &str, tree: &str, child: &str) -> PathBuf {
+    Path::new(ROOT).join(tree).join(name).join(child)
+}

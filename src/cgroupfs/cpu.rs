@@ -1,8 +1,8 @@
 //! CPU accounting: v1 `cpuacct.*` + `cpu.*` (or the unified `cpu.stat` on hybrid hosts) and
 //! v2 `cpu.stat`/`cpu.max`/`cpu.weight`, all normalised to nanoseconds.
 
-use super::{fold_flat_keyed, format, Controller, Ctx};
-use crate::model::CpuStats;
+use super::{fold_flat_keyed, format, Controller, Ctx, Layout};
+use crate::model::{CgroupVersion, CpuStats};
 use std::path::Path;
 
 /// `cpuacct.stat` counts USER_HZ ticks; USER_HZ is 100 on every architecture Linux exposes
@@ -42,9 +42,9 @@ pub(super) fn read_v2(ctx: &mut Ctx<'_>, dir: &Path) -> Option<CpuStats> {
         .with_partial(Controller::Cpu, dir, "cpu.stat", parse_v2_cpu_stat)
         .unwrap_or_default();
     let (quota_us, period_us) = ctx
-        .with(Controller::Cpu, dir, "cpu.max", format::cpu_max)
+        .limit(Controller::Cpu, dir, "cpu.max", format::cpu_max)
         .unwrap_or((None, None));
-    let weight = ctx.with(Controller::Cpu, dir, "cpu.weight", format::single_u64);
+    let weight = ctx.limit(Controller::Cpu, dir, "cpu.weight", format::single_u64);
     if ctx.found == before {
         return None;
     }
@@ -61,6 +61,25 @@ pub(super) fn read_v2(ctx: &mut Ctx<'_>, dir: &Path) -> Option<CpuStats> {
         shares: None,
         weight,
     })
+}
+
+/// CPU usage read exactly as [`read_v1`]/[`read_v2`] report it, from the one file it comes
+/// from: the cheap probe of whether any task of the cgroup ran since the previous read.
+pub(super) fn usage_ns(ctx: &mut Ctx<'_>, layout: &Layout) -> Option<u64> {
+    let unified_usage = |ctx: &mut Ctx<'_>, dir: &Path| {
+        ctx.with_partial(Controller::Cpu, dir, "cpu.stat", parse_v2_cpu_stat)
+            .and_then(|s| us_to_ns(s.usage_us))
+    };
+    let unified = layout.unified.as_deref();
+    match layout.version {
+        CgroupVersion::V2 => unified.and_then(|d| unified_usage(ctx, d)),
+        CgroupVersion::V1 | CgroupVersion::Hybrid => layout
+            .v1
+            .cpuacct
+            .as_deref()
+            .and_then(|d| ctx.with(Controller::Cpu, d, "cpuacct.usage", format::single_u64))
+            .or_else(|| unified.and_then(|d| unified_usage(ctx, d))),
+    }
 }
 
 #[derive(Default)]
@@ -134,20 +153,20 @@ pub(super) fn read_v1(
             out.throttled_ns = stat.throttled_ns;
         }
         out.quota_us = ctx
-            .with(
+            .limit(
                 Controller::Cpu,
                 dir,
                 "cpu.cfs_quota_us",
                 format::signed_limit,
             )
             .flatten();
-        out.period_us = ctx.with(
+        out.period_us = ctx.limit(
             Controller::Cpu,
             dir,
             "cpu.cfs_period_us",
             format::single_u64,
         );
-        out.shares = ctx.with(Controller::Cpu, dir, "cpu.shares", format::single_u64);
+        out.shares = ctx.limit(Controller::Cpu, dir, "cpu.shares", format::single_u64);
     }
     // Hybrid hosts: the unified tree keeps per-cgroup cpu.stat even with no v2 controllers.
     // Use it only where v1 cpuacct gave nothing (cpuacct is the finer source).

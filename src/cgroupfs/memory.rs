@@ -33,7 +33,7 @@ pub(super) fn read_v1(ctx: &mut Ctx<'_>, dir: &Path) -> Option<MemoryStats> {
         format::single_u64,
     );
     let limit = ctx
-        .with(
+        .limit(
             Controller::Memory,
             dir,
             "memory.limit_in_bytes",
@@ -53,7 +53,7 @@ pub(super) fn read_v1(ctx: &mut Ctx<'_>, dir: &Path) -> Option<MemoryStats> {
         format::single_u64,
     );
     let memsw_limit = ctx
-        .with(
+        .limit(
             Controller::Memory,
             dir,
             "memory.memsw.limit_in_bytes",
@@ -130,7 +130,7 @@ pub(super) fn read_v2(ctx: &mut Ctx<'_>, dir: &Path) -> Option<MemoryStats> {
         format::single_u64,
     );
     let limit = ctx
-        .with(Controller::Memory, dir, "memory.max", format::single_limit)
+        .limit(Controller::Memory, dir, "memory.max", format::single_limit)
         .flatten();
     let peak = ctx.with(Controller::Memory, dir, "memory.peak", format::single_u64);
     let swap = ctx.with(
@@ -140,7 +140,7 @@ pub(super) fn read_v2(ctx: &mut Ctx<'_>, dir: &Path) -> Option<MemoryStats> {
         format::single_u64,
     );
     let swap_limit = ctx
-        .with(
+        .limit(
             Controller::Memory,
             dir,
             "memory.swap.max",

@@ -3,6 +3,7 @@
 //! and it reads nothing outside the cgroup root.
 
 mod cpu;
+mod discovery;
 pub mod format;
 mod io;
 pub mod layout;
@@ -11,11 +12,12 @@ mod pids;
 mod pressure;
 pub mod walk;
 
-use crate::files::FileReader;
+use crate::files::{Dir, FileReader};
 use crate::model::{CgroupPath, CgroupStats, ProcessCounts};
+use discovery::Discovery;
 use format::ParseError;
 pub use layout::Layout;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -104,14 +106,63 @@ pub struct CgroupRead {
     pub member_pids: Vec<u64>,
 }
 
-/// Reads cgroups under one root. Long-lived: its buffer and error counts persist across sweeps.
+/// Reads cgroups under one root. Long-lived: its buffer, error counts, open directories and
+/// last reads persist across sweeps.
 #[derive(Debug)]
 pub struct CgroupFs {
     layout: Layout,
     reader: FileReader,
     errors: ReadErrors,
     path_buf: PathBuf,
+    /// Every hierarchy root a file is read under; a cgroup's open directories follow this order.
+    hierarchies: Vec<PathBuf>,
+    known: HashMap<CgroupPath, Known>,
+    sweep: u64,
+    /// Reads in a row that may carry figures over before a full read (1: always full).
+    full_read_every: u32,
+    /// Directories we may still keep open without starving the process of descriptors.
+    dir_budget: usize,
+    discovery: Discovery,
+    /// Cgroups read for the first time so far, to stagger their full reads.
+    first_reads: u32,
 }
+
+/// What the reader keeps of one cgroup between sweeps.
+#[derive(Debug)]
+struct Known {
+    /// The cgroup's directory in each hierarchy, opened on first use.
+    dirs: Vec<DirSlot>,
+    /// The previous read, whose figures an idle cgroup carries over.
+    last: Option<CgroupRead>,
+    /// CPU usage at the previous read: unchanged means no task of the cgroup ran since.
+    usage_ns: Option<u64>,
+    /// Reads left before the next full one.
+    reads_until_full: u32,
+    /// The sweep that last read this cgroup; older entries are dropped at the sweep's end.
+    sweep: u64,
+}
+
+#[derive(Debug, Default)]
+enum DirSlot {
+    #[default]
+    Unknown,
+    Open(Dir),
+    /// Not present in this hierarchy at the given sweep (a cgroup may live in some v1 trees
+    /// only); looked up again next sweep.
+    Missing(u64),
+}
+
+/// How much of a cgroup one read covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Depth {
+    /// Every file, limits included.
+    Full,
+    /// Everything that moves; limits carried over from the previous read.
+    Counters,
+}
+
+/// Descriptors left for sockets, the runtime clients and other files whatever the cgroup count.
+const RESERVED_FDS: u64 = 512;
 
 impl CgroupFs {
     /// Detects the layout under `root` and prepares to read.
@@ -127,11 +178,36 @@ impl CgroupFs {
             // capture carry it, so the captured tree is detected the same way.
             let _ = reader.read(&unified.join("cgroup.controllers"));
         }
+        let mut hierarchies: Vec<PathBuf> = layout.v1.all().cloned().collect();
+        hierarchies.extend(layout.unified.iter().cloned());
+        hierarchies.dedup();
+        // A capture records whole paths, so a recording reader keeps no directory open.
+        let dir_budget = if reader.is_recording() {
+            0
+        } else {
+            let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+                .current
+                .unwrap_or(u64::MAX);
+            usize::try_from(soft.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX)
+        };
         Ok(CgroupFs {
-            layout,
             reader,
             errors: ReadErrors::default(),
             path_buf: PathBuf::with_capacity(256),
+            hierarchies,
+            known: HashMap::new(),
+            sweep: 0,
+            full_read_every: 1,
+            dir_budget,
+            first_reads: u32::MAX,
+            discovery: Discovery::new(
+                layout
+                    .walk_roots()
+                    .into_iter()
+                    .map(Path::to_path_buf)
+                    .collect(),
+            ),
+            layout,
         })
     }
 
@@ -148,71 +224,214 @@ impl CgroupFs {
         self.reader
     }
 
+    /// Lets up to `reads - 1` reads in a row of a cgroup skip work: limits are carried over,
+    /// and a cgroup whose CPU usage has not moved since its previous read (no task of it ran)
+    /// carries every figure over after reading that one file. Every `reads`-th read is full.
+    /// 1 (the default) reads every file every time.
+    pub fn set_full_read_every(&mut self, reads: u32) {
+        self.full_read_every = reads.max(1);
+    }
+
+    /// Starts a sweep; [`CgroupFs::end_sweep`] then forgets cgroups this sweep did not read.
+    pub fn begin_sweep(&mut self) {
+        self.sweep += 1;
+    }
+
+    /// Closes the directories and drops the last reads of cgroups not read since
+    /// [`CgroupFs::begin_sweep`].
+    pub fn end_sweep(&mut self) {
+        let sweep = self.sweep;
+        let mut closed = 0;
+        self.known.retain(|_, k| {
+            let keep = k.sweep == sweep;
+            if !keep {
+                closed += k.open_dirs();
+            }
+            keep
+        });
+        self.dir_budget += closed;
+    }
+
+    /// Whether new and removed cgroups are followed through inotify watches rather than a walk
+    /// of every directory at every listing (from the second listing on, where inotify works).
+    pub fn watching(&self) -> bool {
+        self.discovery.watching()
+    }
+
     /// Every cgroup currently present, sorted by path.
-    pub fn list(&self) -> Vec<CgroupPath> {
-        walk::list_cgroups(&self.layout.walk_roots())
-            .into_iter()
-            .collect()
+    pub fn list(&mut self) -> Vec<CgroupPath> {
+        self.discovery.list()
     }
 
     /// Reads one cgroup. `None` when the cgroup has vanished (no file of it was readable).
     pub fn read(&mut self, cgroup: &CgroupPath) -> Option<CgroupRead> {
-        let layout = &self.layout;
+        // A one-shot command reads each cgroup once: opening its directories would only add
+        // opens. They are kept from a cgroup's second read on.
+        let read_before = self.known.contains_key(cgroup);
+        if !read_before {
+            let known = Known {
+                dirs: (0..self.hierarchies.len())
+                    .map(|_| DirSlot::Unknown)
+                    .collect(),
+                last: None,
+                usage_ns: None,
+                reads_until_full: 0,
+                sweep: self.sweep,
+            };
+            self.known.insert(cgroup.clone(), known);
+        }
+        let known = self.known.get_mut(cgroup)?;
+        known.sweep = self.sweep;
+        let full_read_every = self.full_read_every;
         let mut ctx = Ctx {
             reader: &mut self.reader,
             errors: &mut self.errors,
             path: &mut self.path_buf,
             cgroup,
             found: 0,
+            hierarchies: &self.hierarchies,
+            dirs: &mut known.dirs,
+            dir_budget: &mut self.dir_budget,
+            sweep: self.sweep,
+            limits: true,
+            keep_dirs: read_before,
         };
-        let unified = layout.unified.as_deref();
-        let (stats, member_pids) = match layout.version {
-            crate::model::CgroupVersion::V2 => {
-                let dir = unified?;
-                let (processes, member_pids) = read_members(&mut ctx, dir, "cgroup.threads");
-                let stats = CgroupStats {
-                    cpu: cpu::read_v2(&mut ctx, dir),
-                    memory: memory::read_v2(&mut ctx, dir),
-                    pids: pids::read(&mut ctx, dir),
-                    io: io::read_v2(&mut ctx, dir),
-                    pressure: pressure::read(&mut ctx, dir),
-                    network: None,
-                    processes,
-                };
-                (stats, member_pids)
+        let mut depth = Depth::Full;
+        if known.last.is_some() && known.reads_until_full > 0 {
+            depth = Depth::Counters;
+            let usage_ns = cpu::usage_ns(&mut ctx, &self.layout);
+            if usage_ns.is_some() && usage_ns == known.usage_ns {
+                known.reads_until_full -= 1;
+                return known.last.clone();
             }
-            crate::model::CgroupVersion::V1 | crate::model::CgroupVersion::Hybrid => {
-                let v1 = &layout.v1;
-                // A v1 cgroup may exist in some controller trees only: take the members from
-                // the first tree that has it.
-                let mut members = (None, Vec::new());
-                for dir in v1.all() {
-                    members = read_members(&mut ctx, dir, "tasks");
-                    if members.0.is_some() {
-                        break;
-                    }
-                }
-                let (processes, member_pids) = members;
-                let stats = CgroupStats {
-                    cpu: cpu::read_v1(&mut ctx, v1.cpu.as_deref(), v1.cpuacct.as_deref(), unified),
-                    memory: v1
-                        .memory
-                        .as_deref()
-                        .and_then(|d| memory::read_v1(&mut ctx, d)),
-                    pids: v1.pids.as_deref().and_then(|d| pids::read(&mut ctx, d)),
-                    io: v1.blkio.as_deref().and_then(|d| io::read_v1(&mut ctx, d)),
-                    pressure: unified.and_then(|d| pressure::read(&mut ctx, d)),
-                    network: None,
-                    processes,
-                };
-                (stats, member_pids)
-            }
-        };
-        if ctx.found == 0 {
-            return None;
         }
-        Some(CgroupRead { stats, member_pids })
+        ctx.limits = depth == Depth::Full;
+        ctx.found = 0;
+        let mut read = read_files(&mut ctx, &self.layout);
+        if read.is_none() && ctx.dirs.iter().any(|d| matches!(d, DirSlot::Open(_))) {
+            // Directories kept open from an earlier sweep go stale when a cgroup is removed and
+            // made again under the same name: look it up afresh before calling it gone, and
+            // carry nothing over from its namesake.
+            let closed = forget_dirs(ctx.dirs);
+            *ctx.dir_budget += closed;
+            known.last = None;
+            depth = Depth::Full;
+            ctx.limits = true;
+            ctx.found = 0;
+            read = read_files(&mut ctx, &self.layout);
+        }
+        let Some(mut read) = read else {
+            if let Some(gone) = self.known.remove(cgroup) {
+                self.dir_budget += gone.open_dirs();
+            }
+            return None;
+        };
+        if depth == Depth::Counters {
+            if let Some(last) = &known.last {
+                carry_limits(&last.stats, &mut read.stats);
+            }
+            known.reads_until_full = known.reads_until_full.saturating_sub(1);
+        } else if known.last.is_none() {
+            // Spread the full reads of cgroups first seen together over the following sweeps.
+            self.first_reads = self.first_reads.wrapping_add(1);
+            known.reads_until_full = full_read_every - 1 - self.first_reads % full_read_every;
+        } else {
+            known.reads_until_full = full_read_every - 1;
+        }
+        known.usage_ns = read.stats.cpu.as_ref().and_then(|c| c.usage_ns);
+        if full_read_every > 1 {
+            known.last = Some(read.clone());
+        }
+        Some(read)
     }
+}
+
+impl Known {
+    fn open_dirs(&self) -> usize {
+        self.dirs
+            .iter()
+            .filter(|d| matches!(d, DirSlot::Open(_)))
+            .count()
+    }
+}
+
+/// Closes every directory of one cgroup; how many were open.
+fn forget_dirs(dirs: &mut [DirSlot]) -> usize {
+    let mut closed = 0;
+    for d in dirs {
+        if matches!(d, DirSlot::Open(_)) {
+            closed += 1;
+        }
+        *d = DirSlot::Unknown;
+    }
+    closed
+}
+
+/// Limits change rarely (an update of the container), so a counters-only read takes them from
+/// the previous full read.
+fn carry_limits(from: &CgroupStats, into: &mut CgroupStats) {
+    if let (Some(f), Some(i)) = (&from.cpu, &mut into.cpu) {
+        i.quota_us = f.quota_us;
+        i.period_us = f.period_us;
+        i.shares = f.shares;
+        i.weight = f.weight;
+    }
+    if let (Some(f), Some(i)) = (&from.memory, &mut into.memory) {
+        i.limit_bytes = f.limit_bytes;
+        i.swap_limit_bytes = f.swap_limit_bytes;
+        i.memsw_limit_bytes = f.memsw_limit_bytes;
+    }
+    if let (Some(f), Some(i)) = (&from.pids, &mut into.pids) {
+        i.limit = f.limit;
+    }
+}
+
+/// Reads the files of one cgroup; `None` when none of them exists.
+fn read_files(ctx: &mut Ctx<'_>, layout: &Layout) -> Option<CgroupRead> {
+    let unified = layout.unified.as_deref();
+    let (stats, member_pids) = match layout.version {
+        crate::model::CgroupVersion::V2 => {
+            let dir = unified?;
+            let (processes, member_pids) = read_members(ctx, dir, "cgroup.threads");
+            let stats = CgroupStats {
+                cpu: cpu::read_v2(ctx, dir),
+                memory: memory::read_v2(ctx, dir),
+                pids: pids::read(ctx, dir),
+                io: io::read_v2(ctx, dir),
+                pressure: pressure::read(ctx, dir),
+                network: None,
+                processes,
+            };
+            (stats, member_pids)
+        }
+        crate::model::CgroupVersion::V1 | crate::model::CgroupVersion::Hybrid => {
+            let v1 = &layout.v1;
+            // A v1 cgroup may exist in some controller trees only: take the members from
+            // the first tree that has it.
+            let mut members = (None, Vec::new());
+            for dir in v1.all() {
+                members = read_members(ctx, dir, "tasks");
+                if members.0.is_some() {
+                    break;
+                }
+            }
+            let (processes, member_pids) = members;
+            let stats = CgroupStats {
+                cpu: cpu::read_v1(ctx, v1.cpu.as_deref(), v1.cpuacct.as_deref(), unified),
+                memory: v1.memory.as_deref().and_then(|d| memory::read_v1(ctx, d)),
+                pids: v1.pids.as_deref().and_then(|d| pids::read(ctx, d)),
+                io: v1.blkio.as_deref().and_then(|d| io::read_v1(ctx, d)),
+                pressure: unified.and_then(|d| pressure::read(ctx, d)),
+                network: None,
+                processes,
+            };
+            (stats, member_pids)
+        }
+    };
+    if ctx.found == 0 {
+        return None;
+    }
+    Some(CgroupRead { stats, member_pids })
 }
 
 /// How many member pids a read keeps for the network lookup.
@@ -248,18 +467,70 @@ pub(crate) struct Ctx<'a> {
     cgroup: &'a CgroupPath,
     /// Files found so far in this read; 0 at the end means the cgroup is gone.
     found: u32,
+    hierarchies: &'a [PathBuf],
+    /// This cgroup's directories, by position in `hierarchies`.
+    dirs: &'a mut [DirSlot],
+    dir_budget: &'a mut usize,
+    sweep: u64,
+    /// Whether to read limit files (`false`: the caller carries them over).
+    limits: bool,
+    /// Whether to open the cgroup's directories for this and later reads.
+    keep_dirs: bool,
+}
+
+/// Where a cgroup's files under one hierarchy are read from.
+enum Location {
+    /// Through the open directory at this index.
+    Open(usize),
+    /// Nowhere: the cgroup is not in this hierarchy (looked up this sweep).
+    Absent,
+    /// By whole path.
+    ByPath,
+}
+
+/// `<dir>/<cgroup>/<file>` into `path`, reusing its allocation.
+fn set_path(path: &mut PathBuf, dir: &Path, cgroup: &CgroupPath, file: &str) {
+    path.as_mut_os_string().clear();
+    path.push(dir);
+    let rel = cgroup.relative();
+    if !rel.is_empty() {
+        path.push(rel);
+    }
+    if !file.is_empty() {
+        path.push(file);
+    }
 }
 
 impl Ctx<'_> {
-    fn set_path(&mut self, dir: &Path, file: &str) {
-        // Reuse one PathBuf so building a path allocates nothing once it has grown.
-        self.path.as_mut_os_string().clear();
-        self.path.push(dir);
-        let rel = self.cgroup.relative();
-        if !rel.is_empty() {
-            self.path.push(rel);
+    /// Where to read the cgroup's files under hierarchy `dir` from, opening its directory on
+    /// first use.
+    fn locate(&mut self, dir: &Path) -> Location {
+        let Some(i) = self.hierarchies.iter().position(|h| h == dir) else {
+            return Location::ByPath;
+        };
+        match &self.dirs[i] {
+            DirSlot::Open(_) => return Location::Open(i),
+            DirSlot::Missing(sweep) if *sweep == self.sweep => return Location::Absent,
+            _ => {}
         }
-        self.path.push(file);
+        // A capture, or the descriptor budget spent: whole paths.
+        if !self.keep_dirs || *self.dir_budget == 0 {
+            return Location::ByPath;
+        }
+        set_path(self.path, dir, self.cgroup, "");
+        match Dir::open(self.path) {
+            Ok(Some(d)) => {
+                *self.dir_budget -= 1;
+                self.dirs[i] = DirSlot::Open(d);
+                Location::Open(i)
+            }
+            Ok(None) => {
+                self.dirs[i] = DirSlot::Missing(self.sweep);
+                Location::Absent
+            }
+            // Out of descriptors or otherwise refused: read by whole path instead.
+            Err(_) => Location::ByPath,
+        }
     }
 
     /// Reads `<dir>/<cgroup>/<file>` and parses it. Absent file: `None`. Unreadable or
@@ -277,6 +548,22 @@ impl Ctx<'_> {
         })
     }
 
+    /// Like `with`, for a limit file: skipped (`None`, for the caller to carry over) when this
+    /// read covers counters only.
+    fn limit<T>(
+        &mut self,
+        controller: Controller,
+        dir: &Path,
+        file: &'static str,
+        parse: impl FnOnce(&[u8]) -> Result<T, ParseError>,
+    ) -> Option<T> {
+        if self.limits {
+            self.with(controller, dir, file, parse)
+        } else {
+            None
+        }
+    }
+
     /// Like `with`, for keyed files where a bad line spoils only that line: the parser returns
     /// what it could read plus the first error it met, which is counted.
     fn with_partial<T>(
@@ -286,18 +573,30 @@ impl Ctx<'_> {
         file: &'static str,
         parse: impl FnOnce(&[u8]) -> (Option<T>, Option<ParseError>),
     ) -> Option<T> {
-        self.set_path(dir, file);
-        match self.reader.read(self.path) {
+        let result = match self.locate(dir) {
+            Location::Open(i) => match &self.dirs[i] {
+                DirSlot::Open(d) => self.reader.read_in(d, file),
+                _ => Ok(None),
+            },
+            Location::Absent => return None,
+            Location::ByPath => {
+                set_path(self.path, dir, self.cgroup, file);
+                self.reader.read(self.path)
+            }
+        };
+        match result {
             Ok(None) => None,
             Ok(Some(bytes)) => {
                 self.found += 1;
                 let (value, err) = parse(bytes);
                 if let Some(err) = err {
+                    set_path(self.path, dir, self.cgroup, file);
                     self.errors.record(controller, file, self.path, &err);
                 }
                 value
             }
             Err(err) => {
+                set_path(self.path, dir, self.cgroup, file);
                 self.errors.record(controller, file, self.path, &err);
                 None
             }
@@ -321,4 +620,115 @@ pub(crate) fn fold_flat_keyed<T: Default>(
         }
     }
     (Some(out), first_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    /// A v2 tree with one cgroup `c` holding the files the readers need.
+    fn v2_tree(root: &Path, usage_us: u64, memory: u64, pids_max: u64) {
+        fs::write(root.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        let c = root.join("c");
+        fs::create_dir_all(&c).unwrap();
+        fs::write(c.join("cgroup.procs"), "42\n").unwrap();
+        fs::write(
+            c.join("cpu.stat"),
+            format!("usage_usec {usage_us}\nuser_usec 1\nsystem_usec 1\n"),
+        )
+        .unwrap();
+        fs::write(c.join("memory.current"), format!("{memory}\n")).unwrap();
+        fs::write(c.join("memory.max"), "max\n").unwrap();
+        fs::write(c.join("pids.current"), "1\n").unwrap();
+        fs::write(c.join("pids.max"), format!("{pids_max}\n")).unwrap();
+    }
+
+    /// A tree with cgroup `c` and a reader of it making a full read every `every` reads.
+    fn tree_and_reader(every: u32) -> (tempfile::TempDir, CgroupFs, CgroupPath) {
+        let dir = tempfile::tempdir().unwrap();
+        v2_tree(dir.path(), 100, 1000, 10);
+        let mut fs = CgroupFs::open(dir.path()).unwrap();
+        fs.set_full_read_every(every);
+        (dir, fs, CgroupPath::from_relative("c"))
+    }
+
+    struct Seen {
+        usage_ns: Option<u64>,
+        memory: Option<u64>,
+        pids_max: Option<u64>,
+    }
+
+    fn sweep_one(fs: &mut CgroupFs, path: &CgroupPath) -> Option<Seen> {
+        fs.begin_sweep();
+        let read = fs.read(path);
+        fs.end_sweep();
+        read.map(|r| Seen {
+            usage_ns: r.stats.cpu.and_then(|c| c.usage_ns),
+            memory: r.stats.memory.and_then(|m| m.usage_bytes),
+            pids_max: r.stats.pids.and_then(|p| p.limit),
+        })
+    }
+
+    #[test]
+    fn idle_cgroups_carry_figures_over_and_limits_wait_for_the_full_read() {
+        let (dir, mut fs, c) = tree_and_reader(3);
+        let root = dir.path();
+
+        let s = sweep_one(&mut fs, &c).unwrap();
+        assert_eq!(
+            (s.usage_ns, s.memory, s.pids_max),
+            (Some(100_000), Some(1000), Some(10))
+        );
+
+        // No CPU used: the one probe read says nothing ran, everything is carried over.
+        v2_tree(root, 100, 2000, 20);
+        let s = sweep_one(&mut fs, &c).unwrap();
+        assert_eq!((s.memory, s.pids_max), (Some(1000), Some(10)));
+
+        // CPU moved: counters are read afresh, the limit is still carried.
+        v2_tree(root, 200, 2000, 20);
+        let s = sweep_one(&mut fs, &c).unwrap();
+        assert_eq!(
+            (s.usage_ns, s.memory, s.pids_max),
+            (Some(200_000), Some(2000), Some(10))
+        );
+
+        // Third read after the full one: full again, the new limit shows.
+        let s = sweep_one(&mut fs, &c).unwrap();
+        assert_eq!(s.pids_max, Some(20));
+    }
+
+    #[test]
+    fn a_cgroup_made_again_under_its_old_name_is_read_afresh_and_a_gone_one_is_none() {
+        let (dir, mut fs, c) = tree_and_reader(10);
+        let root = dir.path();
+        sweep_one(&mut fs, &c).unwrap();
+        // The second read keeps the directory open.
+        sweep_one(&mut fs, &c).unwrap();
+        assert!(fs.known[&c].open_dirs() > 0);
+
+        fs::remove_dir_all(root.join("c")).unwrap();
+        v2_tree(root, 100, 5000, 50);
+        let s = sweep_one(&mut fs, &c).unwrap();
+        assert_eq!(
+            (s.memory, s.pids_max),
+            (Some(5000), Some(50)),
+            "nothing of the old cgroup"
+        );
+
+        fs::remove_dir_all(root.join("c")).unwrap();
+        assert!(sweep_one(&mut fs, &c).is_none());
+        assert!(fs.known.is_empty(), "a gone cgroup is forgotten");
+    }
+
+    #[test]
+    fn every_read_is_full_by_default() {
+        let (dir, mut fs, c) = tree_and_reader(1);
+        let root = dir.path();
+        sweep_one(&mut fs, &c).unwrap();
+        v2_tree(root, 100, 2000, 20);
+        let s = sweep_one(&mut fs, &c).unwrap();
+        assert_eq!((s.memory, s.pids_max), (Some(2000), Some(20)));
+    }
 }

@@ -8,7 +8,7 @@ pub(super) fn read(ctx: &mut Ctx<'_>, dir: &Path) -> Option<PidsStats> {
     let before = ctx.found;
     let current = ctx.with(Controller::Pids, dir, "pids.current", format::single_u64);
     let limit = ctx
-        .with(Controller::Pids, dir, "pids.max", format::single_limit)
+        .limit(Controller::Pids, dir, "pids.max", format::single_limit)
         .flatten();
     (ctx.found != before).then_some(PidsStats { current, limit })
 }

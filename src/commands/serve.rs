@@ -39,7 +39,10 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::R
             "--bearer-token-file without --tls-cert: tokens cross the network in clear text"
         );
     }
-    let scanner = Scanner::open(roots).context("cannot start the cgroup reader")?;
+    // One directory per cgroup and hierarchy stays open between samples.
+    crate::files::raise_open_file_limit();
+    let mut scanner = Scanner::open(roots).context("cannot start the cgroup reader")?;
+    scanner.set_full_read_every(full_read_every_samples(args.full_read_every, args.interval));
     let sockets = runtimes.to_sockets();
     check_sockets(&sockets)?;
     let store = MetadataStore::new();
@@ -137,5 +140,28 @@ async fn shutdown_signal() {
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+/// `--full-read-every` in samples: at least 1 (every sample full), rounded up.
+fn full_read_every_samples(every: std::time::Duration, interval: std::time::Duration) -> u32 {
+    let interval_ms = interval.as_millis().max(1);
+    u32::try_from(every.as_millis().div_ceil(interval_ms))
+        .unwrap_or(u32::MAX)
+        .max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::full_read_every_samples;
+    use std::time::Duration;
+
+    #[test]
+    fn full_read_cadence_in_samples() {
+        let s = Duration::from_secs;
+        assert_eq!(full_read_every_samples(s(10), s(1)), 10);
+        assert_eq!(full_read_every_samples(s(0), s(1)), 1);
+        assert_eq!(full_read_every_samples(s(10), s(3)), 4);
+        assert_eq!(full_read_every_samples(s(1), s(10)), 1);
     }
 }

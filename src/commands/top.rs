@@ -49,6 +49,8 @@ impl Source {
 }
 
 pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &TopArgs) -> anyhow::Result<()> {
+    // Sweeps keep one directory per cgroup and hierarchy open.
+    crate::files::raise_open_file_limit();
     if args.interval.is_zero() {
         bail!("--interval must be greater than zero");
     }

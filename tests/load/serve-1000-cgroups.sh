@@ -7,7 +7,9 @@
 # Env: CGROUPS=1000, WITH_PROCS=50 (how many of them hold a sleeping process),
 #      SCRAPE_EVERY=15 (s, one GET /metrics as Prometheus's default would; 0: none),
 #      INTERVAL=1s, HISTORY=2m (cgscope's flags), STEADY_AT=130 (s; RSS again once the 2m
-#      history is full, which it is not at t=70 s; 0: skip).
+#      history is full, which it is not at t=70 s; 0: skip),
+#      WAKE=0 (1: each of those processes wakes every 0.5 s instead of sleeping throughout, so
+#      every one of their cgroups uses some CPU between two samples and is read in full).
 set -euo pipefail
 
 bin=${1:-target/release/cgscope}
@@ -17,6 +19,7 @@ scrape_every=${SCRAPE_EVERY:-15}
 interval=${INTERVAL:-1s}
 history=${HISTORY:-2m}
 steady_at=${STEADY_AT:-130}
+wake=${WAKE:-0}
 controllers=(cpu cpuacct memory pids blkio)
 root=/sys/fs/cgroup
 prefix="cgscope-load-$$-$(date +%s)"
@@ -48,13 +51,19 @@ for c in "${controllers[@]}"; do
   [ "$count" -eq 0 ] || (cd "$root/$c/$prefix" && mkdir $(seq -f 'g%04g' 0 $((count - 1))))
 done
 for i in $(seq 0 $((with_procs - 1))); do
-  sleep 100000 &
+  if [ "$wake" = 1 ]; then
+    # `read -t` on a pipe we also hold open for writing times out every 0.5 s: a wakeup
+    # without a fork, so the load itself stays small.
+    bash -c 'exec 3<> <(:); while :; do read -r -t 0.5 -u 3 || :; done' &
+  else
+    sleep 100000 &
+  fi
   pid=$!
   sleepers+=("$pid")
   g=$(printf 'g%04d' "$i")
   for c in "${controllers[@]}"; do echo "$pid" >"$root/$c/$prefix/$g/cgroup.procs"; done
 done
-echo "$with_procs of them hold a sleeping process"
+echo "$with_procs of them hold a process ($([ "$wake" = 1 ] && echo 'waking every 0.5 s' || echo sleeping))"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$bin" serve --listen "127.0.0.1:$port" --interval "$interval" --history "$history" >"$workdir/serve.log" 2>&1 &
