@@ -9,12 +9,14 @@ pub mod layout;
 mod memory;
 mod pids;
 mod pressure;
+mod procs;
 pub mod walk;
 
 use crate::files::FileReader;
 use crate::model::{CgroupPath, CgroupStats, ProcessCounts};
 use format::ParseError;
 pub use layout::Layout;
+pub use procs::{member_pids, parse_procs, Members, MembersError};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
