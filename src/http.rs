@@ -359,8 +359,8 @@ async fn container(
     let Some(tick) = state.handle.tick() else {
         return not_ready();
     };
-    // The key is only ever compared with ids, names and paths of the tick: nothing here
-    // touches the filesystem, so no key can read outside the cgroup tree.
+    // The key is only ever compared with ids, names and paths of the tick; the one file read
+    // (`?processes=true`) uses the path the tick holds, so no key can read outside the tree.
     let Some(i) = api::find(&tick, &key) else {
         return error(
             StatusCode::NOT_FOUND,
@@ -374,8 +374,7 @@ async fn container(
         );
     };
     if query.processes {
-        // The path comes from the tick, never from the request: only cgroups cgscope listed
-        // can be read. Many small /proc reads: off the async workers.
+        // Many small /proc reads: off the async workers.
         let path = tick.snapshot.cgroups[i].path.clone();
         let lister = Arc::clone(&state.processes);
         let listed = tokio::task::spawn_blocking(move || {
