@@ -4,6 +4,7 @@
 use crate::export::api::{self, ContainerQuery, ErrorView, MachineView};
 use crate::export::prometheus::{self, Format, RenderOptions};
 use crate::model::Tick;
+use crate::process_list::ProcessLister;
 use crate::sampler::Handle;
 use crate::security::{self, Auth};
 use axum::body::Body;
@@ -29,6 +30,8 @@ type BodyCache = (u64, HashMap<(Format, bool), axum::body::Bytes>);
 pub struct AppState {
     handle: Handle,
     render: RenderOptions,
+    /// Reads a cgroup's processes for `?processes=true`, on the blocking pool.
+    processes: Arc<ProcessLister>,
     /// Rendered bodies of the current tick, by (format, gzip).
     cache: Mutex<BodyCache>,
     /// Duration of the previous /metrics request, ns.
@@ -36,10 +39,11 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(handle: Handle, render: RenderOptions) -> Arc<Self> {
+    pub fn new(handle: Handle, render: RenderOptions, processes: ProcessLister) -> Arc<Self> {
         Arc::new(AppState {
             handle,
             render,
+            processes: Arc::new(processes),
             cache: Mutex::new((0, HashMap::new())),
             last_scrape_ns: AtomicU64::new(0),
         })
@@ -334,6 +338,8 @@ async fn containers(
 struct DetailQuery {
     #[serde(default)]
     history: bool,
+    #[serde(default)]
+    processes: bool,
 }
 
 async fn container(
@@ -353,8 +359,8 @@ async fn container(
     let Some(tick) = state.handle.tick() else {
         return not_ready();
     };
-    // The key is only ever compared with ids, names and paths of the tick: nothing here
-    // touches the filesystem, so no key can read outside the cgroup tree.
+    // The key is only ever compared with ids, names and paths of the tick; the one file read
+    // (`?processes=true`) uses the path the tick holds, so no key can read outside the tree.
     let Some(i) = api::find(&tick, &key) else {
         return error(
             StatusCode::NOT_FOUND,
@@ -367,6 +373,27 @@ async fn container(
             format!("no container, pod or cgroup {key:?}"),
         );
     };
+    if query.processes {
+        // Many small /proc reads: off the async workers.
+        let path = tick.snapshot.cgroups[i].path.clone();
+        let lister = Arc::clone(&state.processes);
+        let listed = tokio::task::spawn_blocking(move || {
+            let list = lister.list(&path);
+            (path, list)
+        })
+        .await;
+        view.processes = Some(match listed {
+            Ok((_, Ok(list))) => list,
+            Ok((path, Err(err))) => {
+                tracing::warn!(cgroup = %path, error = %err, "cannot list processes");
+                None
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "the process listing task failed");
+                None
+            }
+        });
+    }
     if query.history {
         let path = &tick.snapshot.cgroups[i].path;
         view.history = Some(

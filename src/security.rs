@@ -602,12 +602,15 @@ mod tests {
     }
 
     fn state(handle: Handle) -> Arc<AppState> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-docker-host");
         AppState::new(
             handle,
             RenderOptions {
                 version: "test",
                 ..RenderOptions::default()
             },
+            crate::process_list::ProcessLister::open(&dir.join("cgroup"), &dir.join("proc"))
+                .unwrap(),
         )
     }
 

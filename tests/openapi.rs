@@ -7,6 +7,7 @@ use crate::support::{fixtures_dir, require};
 use cgscope::export::prometheus::RenderOptions;
 use cgscope::http::{serve, AppState, OPENAPI};
 use cgscope::identity::MetadataStore;
+use cgscope::process_list::ProcessLister;
 use cgscope::sampler::filter::CgroupFilter;
 use cgscope::sampler::history::History;
 use cgscope::sampler::{Handle, Sampler, SamplerConfig};
@@ -32,14 +33,22 @@ impl Server {
     /// answers), sampling every 100 ms; returns once `/readyz` says ready.
     fn scenario(dir: &Path) -> Server {
         let id = dir.join("machine-id");
-        let roots = Roots {
-            cgroup_root: dir.join("cgroup"),
-            proc_root: dir.join("proc"),
-            machine_id_file: id.exists().then_some(id),
-        };
+        Server::roots(
+            Roots {
+                cgroup_root: dir.join("cgroup"),
+                proc_root: dir.join("proc"),
+                machine_id_file: id.exists().then_some(id),
+            },
+            &dir.join("runtime.json"),
+        )
+    }
+
+    /// Serves `roots` (with the runtime answers recorded in `recorded`, if it exists), sampling
+    /// every 100 ms; returns once `/readyz` says ready.
+    fn roots(roots: Roots, recorded: &Path) -> Server {
         let scanner = Scanner::open(&roots).unwrap();
+        let processes = ProcessLister::open(&roots.cgroup_root, &roots.proc_root).unwrap();
         let store = MetadataStore::new();
-        let recorded = dir.join("runtime.json");
         if recorded.exists() {
             store.load(serde_json::from_str(&std::fs::read_to_string(recorded).unwrap()).unwrap());
         }
@@ -49,7 +58,9 @@ impl Server {
             history_points: 100,
             filter: CgroupFilter::default(),
         };
-        let server = Server::start(move |stop| Sampler::new(scanner, store, config).spawn(stop));
+        let server = Server::start(processes, move |stop| {
+            Sampler::new(scanner, store, config).spawn(stop)
+        });
         let deadline = Instant::now() + Duration::from_secs(30);
         while get(server.addr, "/readyz").status != 200 {
             assert!(Instant::now() < deadline, "no first sample within 30 s");
@@ -60,7 +71,9 @@ impl Server {
 
     /// A server whose sampler never publishes a tick: every data route answers 503.
     fn never_ready() -> Server {
-        Server::start(|_stop| {
+        let dir = fixtures_dir().join("v1-docker-host");
+        let processes = ProcessLister::open(&dir.join("cgroup"), &dir.join("proc")).unwrap();
+        Server::start(processes, |_stop| {
             let (_tx, latest) = tokio::sync::watch::channel(None);
             Handle {
                 latest,
@@ -70,6 +83,7 @@ impl Server {
     }
 
     fn start(
+        processes: ProcessLister,
         handle: impl FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) -> Handle,
     ) -> Server {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -90,7 +104,8 @@ impl Server {
                 ..RenderOptions::default()
             };
             let mut http_stop = stop_rx;
-            tokio::spawn(serve(listener, AppState::new(handle, render), async move {
+            let state = AppState::new(handle, render, processes);
+            tokio::spawn(serve(listener, state, async move {
                 let _ = http_stop.wait_for(|s| *s).await;
             }));
             addr
@@ -445,6 +460,28 @@ fn every_answer_of_the_live_server_matches_the_openapi_document() {
             );
             let points = with["history"].as_array().unwrap();
             assert!(points.len() >= 2, "{target}: {points:?}");
+            // The fixture's proc tree holds no stat files, so every member is "gone": the
+            // list is empty, but the cgroup.procs count is real.
+            let procs = expect(
+                &mut doc,
+                CONTAINER,
+                &get(a, &format!("{target}?processes=true")),
+                200,
+            );
+            assert!(procs.get("history").is_none(), "{target}");
+            let list = &procs["processes"];
+            assert_eq!(
+                list["total"], c["stats"]["processes"]["processes"],
+                "{target}: {list}"
+            );
+            assert_eq!(list["processes"], json!([]), "{target}");
+            let both = expect(
+                &mut doc,
+                CONTAINER,
+                &get(a, &format!("{target}?history=true&processes=true")),
+                200,
+            );
+            assert!(both["history"].is_array() && both["processes"].is_object());
         }
     }
     // Containers by full id, 12-character id prefix and name.
@@ -471,7 +508,13 @@ fn every_answer_of_the_live_server_matches_the_openapi_document() {
         &get(a, &format!("{CONTAINERS}/{}", &id[..11])),
         404,
     );
-    for target in ["fx-burner?history=maybe", "fx-burner?bogus=1", "%FF"] {
+    for target in [
+        "fx-burner?history=maybe",
+        "fx-burner?processes=1",
+        "fx-burner?processes=true&processes=false",
+        "fx-burner?bogus=1",
+        "%FF",
+    ] {
         expect(
             &mut doc,
             CONTAINER,
@@ -533,12 +576,94 @@ fn every_fixture_scenario_answers_within_the_schemas() {
         let cgroups = expect(&mut doc, CGROUPS, &get(a, CGROUPS), 200);
         for c in cgroups.as_array().unwrap() {
             let target = format!(
-                "{CONTAINERS}/{}?history=true",
+                "{CONTAINERS}/{}?history=true&processes=true",
                 encode(c["cgroup"].as_str().unwrap())
             );
-            expect(&mut doc, CONTAINER, &get(a, &target), 200);
+            let one = expect(&mut doc, CONTAINER, &get(a, &target), 200);
+            assert!(one["processes"].is_object(), "{target}: {one}");
         }
     }
+}
+
+/// Kills and reaps a child on drop, also when an assertion fails.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A built v2 tree whose one cgroup lists a real `sleep`, this test process and a process
+/// outside our pid namespace (`0`), read through the host's real /proc: the process list of a
+/// real answer matches the document and says what `ps` would. Needs no root.
+#[test]
+fn a_real_process_list_matches_the_openapi_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let cg = dir.path().join("cgroup");
+    std::fs::create_dir_all(cg.join("app")).unwrap();
+    std::fs::write(cg.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+    let sleep = Reaped(Command::new("sleep").arg("600").spawn().unwrap());
+    let (sleeper, me) = (sleep.0.id(), std::process::id());
+    std::fs::write(cg.join("app/cgroup.procs"), format!("{sleeper}\n{me}\n0\n")).unwrap();
+    let server = Server::roots(
+        Roots {
+            cgroup_root: cg,
+            proc_root: "/proc".into(),
+            machine_id_file: None,
+        },
+        &dir.path().join("no-runtime.json"),
+    );
+    let mut doc = Doc::load();
+    let target = format!("{CONTAINERS}/app?processes=true");
+    // `sleep` may not have exec'd yet on the first request: wait for its command line.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let one = loop {
+        let one = expect(&mut doc, CONTAINER, &get(server.addr, &target), 200);
+        let ready = one["processes"]["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["pid"] == sleeper && p["command"] == "sleep 600");
+        if ready {
+            break one;
+        }
+        assert!(Instant::now() < deadline, "sleep never showed: {one}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let list = &one["processes"];
+    assert_eq!(list["total"], 3, "two pids and one outside the namespace");
+    assert_eq!(list["truncated"], false);
+    let procs = list["processes"].as_array().unwrap();
+    assert_eq!(procs.len(), 2, "{procs:?}");
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let sleep = procs.iter().find(|p| p["pid"] == sleeper).unwrap();
+    assert_eq!(sleep["ppid"], me);
+    assert_eq!(sleep["threads"], 1);
+    assert!(sleep["rss_bytes"].as_u64().unwrap() > 0, "{sleep}");
+    let started = sleep["start_unix_s"].as_u64().unwrap();
+    assert!(
+        started + 120 > now_s && started <= now_s + 1,
+        "{started} vs {now_s}"
+    );
+    let test = procs.iter().find(|p| p["pid"] == me).unwrap();
+    assert!(
+        test["threads"].as_u64().unwrap() > 1,
+        "the test harness runs threads"
+    );
+    assert!(
+        test["command"].as_str().unwrap().contains("integration"),
+        "{test}"
+    );
+    let key = |p: &Value| {
+        let cpu = p["user_ns"].as_u64().unwrap() + p["system_ns"].as_u64().unwrap();
+        (std::cmp::Reverse(cpu), p["pid"].as_u64().unwrap())
+    };
+    assert!(key(&procs[0]) < key(&procs[1]), "busiest first: {procs:?}");
 }
 
 #[test]
@@ -613,8 +738,8 @@ fn the_openapi_document_is_closed_and_consistent() {
             refs.contains(&format!("#/components/schemas/{name}")),
             "{name} is never used"
         );
-        // The server writes every field, `null` included (only `history` is left out unless
-        // asked for), so every property is required and nothing else may appear.
+        // The server writes every field, `null` included (only `history` and `processes` are
+        // left out unless asked for), so every property is required and nothing else may appear.
         walk(schema, &mut |m| {
             let Some(props) = m.get("properties").and_then(Value::as_object) else {
                 return;
@@ -629,7 +754,7 @@ fn the_openapi_document_is_closed_and_consistent() {
             let mut optional: BTreeSet<&str> = props.keys().map(String::as_str).collect();
             optional.retain(|p| !required.contains(p));
             let expected: BTreeSet<&str> = match name.as_str() {
-                "CgroupView" => BTreeSet::from(["history"]),
+                "CgroupView" => BTreeSet::from(["history", "processes"]),
                 _ => BTreeSet::new(),
             };
             assert_eq!(optional, expected, "{name}: optional properties");

@@ -5,6 +5,7 @@
 use cgscope::cgroupfs::format;
 use cgscope::cgroupfs::CgroupFs;
 use cgscope::model::CgroupPath;
+use cgscope::proc::processes;
 use procfs_core::FromRead;
 use proptest::prelude::*;
 
@@ -23,7 +24,13 @@ fn every_parser(bytes: &[u8]) {
         let _ = format::blkio_line(line);
         let _ = format::psi_line(line);
     }
+    let _ = cgscope::cgroupfs::parse_procs(bytes, 8);
     let _ = cgscope::proc::parse_partitions(bytes);
+    // The per-process files of `?processes=true`.
+    let _ = processes::parse_stat(bytes);
+    let _ = processes::parse_status_rss_bytes(bytes);
+    let _ = processes::parse_cmdline(bytes, 64);
+    let _ = processes::parse_btime(bytes);
     // The /proc parser we borrow from procfs-core must not panic on odd input either.
     let _ = cgscope::proc::parse_meminfo(bytes);
     let _ = procfs_core::net::InterfaceDeviceStatus::from_read(bytes);
@@ -46,6 +53,12 @@ fn kernelish() -> impl Strategy<Value = Vec<u8>> {
         Just(b" ".to_vec()),
         Just(b"\n".to_vec()),
         Just(b"-".to_vec()),
+        Just(b"(".to_vec()),
+        Just(b")".to_vec()),
+        Just(b"VmRSS:".to_vec()),
+        Just(b"kB".to_vec()),
+        Just(b"btime".to_vec()),
+        Just(b"\0".to_vec()),
         "[0-9]{1,25}".prop_map(String::into_bytes),
         proptest::collection::vec(any::<u8>(), 0..4),
     ];

@@ -1,8 +1,10 @@
 //! The debugging web UI in a real browser: `cgscope serve` over real Docker containers, with
 //! headless Chromium driven through chromedriver's W3C WebDriver API. The list shows the test
 //! containers, filtering narrows it, keyboard, deep links and back/forward work, the busy
-//! container's CPU chart gains points over two refreshes, the console stays clean and no
-//! request leaves the server's origin. Screenshots land in `target/ui-screenshots/`.
+//! container's CPU chart gains points over two refreshes, its process table shows its one
+//! process (pid and command as /proc has them, CPU %, RSS) and fits 390 px, the console stays
+//! clean and no request leaves the server's origin. Screenshots land in
+//! `target/ui-screenshots/`.
 //!
 //! The WebDriver client is the few JSON-over-HTTP calls below on a plain `TcpStream`: the
 //! WebDriver crates connect through a TLS stack (or need hyper-util besides), and this test
@@ -305,6 +307,17 @@ impl Browser {
         std::fs::write(path, decode_base64(shot["data"].as_str().unwrap())).unwrap();
     }
 
+    /// Saves a screenshot of the first element matching `css`.
+    fn element_screenshot(&self, css: &str, path: &Path) {
+        let element = self.find(css);
+        let shot = self.call(
+            "GET",
+            &format!("/element/{element}/screenshot"),
+            Value::Null,
+        );
+        std::fs::write(path, decode_base64(shot.as_str().unwrap())).unwrap();
+    }
+
     /// Browser log entries since the previous call (console, uncaught errors, failed loads).
     fn log(&self) -> Vec<Value> {
         let v = self.call("POST", "/se/log", json!({"type": "browser"}));
@@ -576,11 +589,43 @@ fn ui_in_chromium_lists_filters_and_charts_live_containers() {
         cpu_now > 0.05,
         "the busy loop shows CPU use in the chart legend ({cpu_now} cores)"
     );
+
+    // The process table holds the container's one process, the busy loop, named as /proc
+    // names it; its CPU % appears from the second refresh on (two readings make a rate).
+    let busy_pid = run("docker", &["inspect", "-f", "{{.State.Pid}}", &busy]);
+    let cmdline = std::fs::read(format!("/proc/{busy_pid}/cmdline")).unwrap();
+    let command = String::from_utf8_lossy(&cmdline)
+        .trim_end_matches('\0')
+        .replace('\0', " ");
+    assert_eq!(command, "/bin/busybox sh -c while :; do :; done");
+    let row = browser.wait_js(
+        "the process table to show the busy loop with a CPU %",
+        long,
+        "const r = document.querySelector(`#processes tr[data-pid=\"${arguments[0]}\"]`);
+         if (!r) return false;
+         const c = r.cells;
+         const pct = parseFloat(c[2].textContent);
+         return !isNaN(pct) && {cmd: c[1].title, text: c[1].textContent, pct,
+           rss: c[3].textContent, threads: c[4].textContent, state: c[5].textContent,
+           rows: document.querySelectorAll('#processes tbody tr').length,
+           summary: document.querySelector('#processes-summary').textContent};",
+        json!([busy_pid]),
+    );
+    eprintln!("process row of the busy container: {row}");
+    assert_eq!(row["cmd"], command, "full command in the title: {row}");
+    assert_eq!(row["text"], command, "{row}");
+    assert_eq!(row["rows"], 1, "the container runs one process: {row}");
+    assert_eq!((&row["threads"], &row["state"]), (&json!("1"), &json!("R")));
+    assert!(
+        row["pct"].as_f64().unwrap() > 5.0,
+        "a busy loop under --cpus 0.5 shows CPU use: {row}"
+    );
+    assert_ne!(row["rss"], "–", "{row}");
     browser.screenshot(&shots.join("detail-1280.png"));
 
     // Screenshots: overview and detail at 1280 and 390 px, light and dark.
     let overview_ready = "return !!document.querySelector('[data-view=overview][data-loaded]') && Number(document.querySelector('[data-chart=node-cpu]').dataset.points) > 1;";
-    let detail_ready = "return !!document.querySelector('[data-view=detail][data-loaded]') && Number(document.querySelector('[data-chart=cpu]').dataset.points) > 1;";
+    let detail_ready = "const pct = document.querySelector('#processes tr[data-pid] td:nth-child(3)'); return !!document.querySelector('[data-view=detail][data-loaded]') && Number(document.querySelector('[data-chart=cpu]').dataset.points) > 1 && !!pct && !isNaN(parseFloat(pct.textContent));";
     for (width, dark) in [(1280, false), (390, false), (1280, true), (390, true)] {
         browser.emulate(width, dark);
         let suffix = format!("{width}{}", if dark { "-dark" } else { "" });
@@ -593,6 +638,26 @@ fn ui_in_chromium_lists_filters_and_charts_live_containers() {
         browser.wait_js("the detail page", long, detail_ready, json!([]));
         std::thread::sleep(Duration::from_millis(300));
         browser.screenshot(&shots.join(format!("detail-{suffix}.png")));
+        browser.element_screenshot(
+            "section:has(#processes)",
+            &shots.join(format!("processes-{suffix}.png")),
+        );
+        // The page fits the layout viewport (a mobile browser would otherwise zoom out) and
+        // so does the process table: wide tables scroll inside their wrapper.
+        let fits = browser.js(
+            "const w = document.querySelector('#processes').closest('.table-wrap');
+             return {right: w.getBoundingClientRect().right,
+               viewport: document.documentElement.clientWidth,
+               page: document.documentElement.scrollWidth,
+               cmd: getComputedStyle(document.querySelector('#processes td.cmd span')).textOverflow};",
+            json!([]),
+        );
+        assert!(
+            fits["right"].as_f64().unwrap() <= fits["viewport"].as_f64().unwrap() + 0.5
+                && fits["page"].as_f64().unwrap() <= fits["viewport"].as_f64().unwrap() + 0.5,
+            "process table at {width} px: {fits}"
+        );
+        assert_eq!(fits["cmd"], "ellipsis");
         if width == 390 && !dark {
             browser.goto(&format!("{base}/#/containers"));
             browser.wait_js(

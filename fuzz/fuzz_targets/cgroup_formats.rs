@@ -21,4 +21,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = cgscope::proc::parse_partitions(data);
     let _ = cgscope::proc::parse_meminfo(data);
+    let _ = cgscope::cgroupfs::parse_procs(data, 8);
+    let _ = cgscope::proc::processes::parse_stat(data);
+    let _ = cgscope::proc::processes::parse_status_rss_bytes(data);
+    let _ = cgscope::proc::processes::parse_cmdline(data, 64);
+    let _ = cgscope::proc::processes::parse_btime(data);
 });

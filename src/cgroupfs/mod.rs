@@ -10,6 +10,7 @@ pub mod layout;
 mod memory;
 mod pids;
 mod pressure;
+mod procs;
 pub mod walk;
 
 use crate::files::{Dir, FileReader};
@@ -17,6 +18,7 @@ use crate::model::{CgroupPath, CgroupStats, ProcessCounts};
 use discovery::Discovery;
 use format::ParseError;
 pub use layout::Layout;
+pub use procs::{member_pids, parse_procs, Members, MembersError};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use thiserror::Error;

@@ -7,6 +7,7 @@ use crate::http::{self, AppState};
 use crate::identity::watch::{check_sockets, watch};
 use crate::identity::MetadataStore;
 use crate::model::metadata::MetadataSource;
+use crate::process_list::ProcessLister;
 use crate::sampler::filter::CgroupFilter;
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::scan::{Roots, Scanner};
@@ -43,6 +44,8 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::R
     crate::files::raise_open_file_limit();
     let mut scanner = Scanner::open(roots).context("cannot start the cgroup reader")?;
     scanner.set_full_read_every(full_read_every_samples(args.full_read_every, args.interval));
+    // Same layout as the sweeps, so a detail request reads the tree the tick came from.
+    let processes = ProcessLister::new(scanner.cgroups().layout().clone(), &roots.proc_root);
     let sockets = runtimes.to_sockets();
     check_sockets(&sockets)?;
     let store = MetadataStore::new();
@@ -101,6 +104,7 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::R
                 last_scrape_duration_s: None,
                 version: env!("CARGO_PKG_VERSION"),
             },
+            processes,
         );
         let (auth, tls) = (security.auth(), security.tls());
         let reloader = security.spawn_reloader(args.credentials_reload_interval);

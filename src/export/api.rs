@@ -4,7 +4,7 @@
 use crate::model::container::PathIdentity;
 use crate::model::metadata::KubernetesNames;
 use crate::model::{
-    CgroupSample, CgroupStats, HistoryPoint, MachineInfo, Rates, RuntimeStatus, Tick,
+    CgroupSample, CgroupStats, HistoryPoint, MachineInfo, ProcessList, Rates, RuntimeStatus, Tick,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -44,6 +44,10 @@ pub struct CgroupView<'a> {
     pub rates: &'a Rates,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<HistoryPoint>>,
+    /// Present only when asked for (`?processes=true`); `Some(None)`, written `null`, when the
+    /// member list could not be read (the cgroup is gone since the sample).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub processes: Option<Option<ProcessList>>,
 }
 
 /// Builds the view of cgroup `i` of a tick.
@@ -84,6 +88,7 @@ pub fn cgroup_view(tick: &Tick, i: usize) -> Option<CgroupView<'_>> {
         stats: &s.stats,
         rates: tick.rates.get(i)?,
         history: None,
+        processes: None,
     })
 }
 

@@ -1,6 +1,8 @@
-//! Reads the node's /proc (under `--proc-root`): machine facts, block device names and the
-//! network counters of a given process's network namespace. Knows nothing about cgroups
-//! or containers: callers hand it pids.
+//! Reads the node's /proc (under `--proc-root`): machine facts, block device names, the
+//! network counters of a given process's network namespace and (`processes`) what runs under
+//! given pids. Knows nothing about cgroups or containers: callers hand it pids.
+
+pub mod processes;
 
 use crate::cgroupfs::format;
 use crate::files::FileReader;

@@ -142,9 +142,11 @@ export function lineChart(parent, opts) {
         pen = true;
       }
       if (!d) return;
-      // A lone point has no segment to stroke: draw it as a dot.
-      if (!d.includes("L")) {
-        const [px, py] = d.slice(1).split(",");
+      // A lone point has no segment to stroke: draw it as a dot. Gaps can leave several in
+      // one series ("M1,2M3,4"), so look at each run, not at the whole path.
+      for (const run of d.split("M").slice(1)) {
+        if (run.includes("L")) continue;
+        const [px, py] = run.split(",");
         root.append(svg("circle", { class: `dot ${spec.cls}`, cx: px, cy: py, r: 2.5 }));
       }
       root.append(svg("path", { class: `line ${spec.cls}${spec.dash ? " dashed" : ""}`, d }));
