@@ -1,6 +1,7 @@
 //! Real cgroup v2: `tests/vm/run-v2.sh` boots Debian's 6.1 kernel (cgroup v2 only) in qemu, runs
-//! the test-a..d workloads described in `tests/vm/init` and a static `cgscope snapshot` in the
-//! guest; this test asserts that the JSON it brings back shows what the workloads did.
+//! the test-a..d workloads described in `tests/vm/init`, a static `cgscope snapshot` and then
+//! `cgscope serve` in the guest; this test asserts that the JSON it brings back shows what the
+//! workloads did, and what serve saw of cgroups made, changed and removed while it sampled.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -184,4 +185,57 @@ fn v2_kernel_workloads_are_seen_by_snapshot() {
     assert!(num(d, "test-d", "/memory/oom_kills") >= 1);
     assert_eq!(num(d, "test-d", "/pids/limit"), 4);
     assert!(num(d, "test-d", "/pids/current") >= 1);
+
+    serve_followed_cgroups_made_changed_and_removed(&guest);
+}
+
+/// The cgroups `cgscope serve` reported in the guest (`GET /api/v1/cgroups`), by path.
+fn served(guest: &Path, file: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(guest.join(file))
+        .unwrap_or_else(|e| panic!("the guest wrote no {file}: {e}"));
+    let v: Value = serde_json::from_str(&text).expect("serve's answer is not JSON");
+    v.as_array().expect("an array of cgroups").clone()
+}
+
+fn served_stats<'a>(cgroups: &'a [Value], path: &str) -> Option<&'a Value> {
+    cgroups
+        .iter()
+        .find(|c| c["cgroup"] == path)
+        .map(|c| &c["stats"])
+}
+
+fn serve_followed_cgroups_made_changed_and_removed(guest: &Path) {
+    let rc = std::fs::read_to_string(guest.join("serve.rc")).unwrap_or_default();
+    let stderr = std::fs::read_to_string(guest.join("serve.stderr")).unwrap_or_default();
+    assert_eq!(rc.trim(), "0", "serve in the guest failed:\n{stderr}");
+    assert!(
+        !stderr.contains("cannot watch"),
+        "inotify must work on cgroup2:\n{stderr}"
+    );
+
+    let made = served(guest, "serve-made.json");
+    let e = served_stats(&made, "/test-e").expect("a cgroup made while serve ran is reported");
+    assert_eq!(num(e, "test-e", "/pids/limit"), 24);
+    assert_eq!(num(e, "test-e", "/pids/current"), 1);
+    assert_eq!(num(e, "test-e", "/processes/processes"), 1);
+    let a = served_stats(&made, "/test-a").expect("test-a");
+    assert_eq!(
+        num(a, "test-a", "/pids/limit"),
+        12,
+        "a limit changed under serve shows within --full-read-every"
+    );
+    assert!(num(a, "test-a", "/cpu/usage_ns") > 0);
+    assert!(num(a, "test-a", "/cpu/throttled_periods") > 0);
+
+    let removed = served(guest, "serve-removed.json");
+    assert!(
+        served_stats(&removed, "/test-e").is_none(),
+        "a removed cgroup leaves serve's answer"
+    );
+    for path in ["/", "/test-a", "/test-b", "/test-c", "/test-d"] {
+        assert!(
+            served_stats(&removed, path).is_some(),
+            "{path} is still reported"
+        );
+    }
 }
