@@ -507,7 +507,12 @@ impl Ctx<'_> {
     /// Where to read the cgroup's files under hierarchy `dir` from, opening its directory on
     /// first use.
     fn locate(&mut self, dir: &Path) -> Location {
-        let Some(i) = self.hierarchies.iter().position(|h| h == dir) else {
+        // Bytes, not `Path`'s `==`, which splits both into components on every file read.
+        let Some(i) = self
+            .hierarchies
+            .iter()
+            .position(|h| h.as_os_str() == dir.as_os_str())
+        else {
             return Location::ByPath;
         };
         match &self.dirs[i] {
