@@ -1,19 +1,19 @@
 //! Bounded per-cgroup history: one point per tick, dropped by age (`--history`) and by count,
 //! and dropped whole when the cgroup goes. Shared between the sampler (writer) and the API.
-//! Stored compactly (48 bytes a point, the sample time shared by all cgroups of a tick).
+//! Stored compactly: 36 bytes a point as a rule, the sample time shared by a tick's cgroups.
 
 use crate::model::{CgroupPath, HistoryPoint, Rates};
 use std::collections::{HashMap, VecDeque};
 
-/// A history point as stored: 48 bytes instead of `HistoryPoint`'s 152, which is most of a
+/// A history point in full: 48 bytes instead of `HistoryPoint`'s 152, which is most of a
 /// 1,000-container daemon's memory at 2 minutes of history. The sample time is not here: a
 /// cgroup has a point in every tick since it appeared (a tick without it drops its whole
 /// series), so its points line up with the last ticks' times, kept once in `History::times`.
 /// Rates become f32 (charts need no more than 7 digits) with NaN for absent; counters keep
 /// u64 with `u64::MAX` for absent. These sentinels never leave this file: `unpack` turns
 /// them back into `None`.
-#[derive(Debug, Clone, Copy)]
-struct Packed {
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Wide {
     rates: [f32; 5],
     pids: u32,
     memory_usage: u64,
@@ -21,8 +21,22 @@ struct Packed {
     throttled: u64,
 }
 
+/// The usual form of a stored point, exactly as much as `Wide` says in 36 bytes: memory in
+/// 4 KiB units (the kernel counts it in pages, so usage and working set are whole pages) and
+/// throttled periods in 32 bits. A point that does not fit is kept `Wide`, and so is every
+/// point of its series from then on; `u32::MAX` is absent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Narrow {
+    rates: [f32; 5],
+    pids: u32,
+    memory_usage_4k: u32,
+    working_set_4k: u32,
+    throttled: u32,
+}
+
 const ABSENT: u64 = u64::MAX;
-const ABSENT_PIDS: u32 = u32::MAX;
+const ABSENT_U32: u32 = u32::MAX;
+const UNIT_4K: u64 = 4096;
 
 fn pack_rate(v: Option<f64>) -> f32 {
     v.map_or(f32::NAN, |v| v as f32)
@@ -40,10 +54,29 @@ fn unpack_u64(v: u64) -> Option<u64> {
     (v != ABSENT).then_some(v)
 }
 
-impl Packed {
+/// `v` (or absent) as a 32-bit count of `unit`s, when that is exact.
+fn narrow(v: u64, unit: u64) -> Option<u32> {
+    if v == ABSENT {
+        return Some(ABSENT_U32);
+    }
+    if v % unit != 0 {
+        return None;
+    }
+    u32::try_from(v / unit).ok().filter(|n| *n != ABSENT_U32)
+}
+
+fn widen(n: u32, unit: u64) -> u64 {
+    if n == ABSENT_U32 {
+        ABSENT
+    } else {
+        u64::from(n) * unit
+    }
+}
+
+impl Wide {
     fn pack(p: &HistoryPoint) -> Self {
         let r = &p.rates;
-        Packed {
+        Wide {
             rates: [
                 pack_rate(r.cpu_cores),
                 pack_rate(r.io_read_bytes_per_s),
@@ -54,7 +87,7 @@ impl Packed {
             // A real count never reaches u32::MAX (pid_max is at most 2^22).
             pids: p
                 .pids_current
-                .map_or(ABSENT_PIDS, |v| u32::try_from(v).unwrap_or(ABSENT_PIDS - 1)),
+                .map_or(ABSENT_U32, |v| u32::try_from(v).unwrap_or(ABSENT_U32 - 1)),
             memory_usage: pack_u64(p.memory_usage_bytes),
             working_set: pack_u64(p.memory_working_set_bytes),
             throttled: pack_u64(p.cpu_throttled_periods),
@@ -75,7 +108,99 @@ impl Packed {
             memory_usage_bytes: unpack_u64(self.memory_usage),
             memory_working_set_bytes: unpack_u64(self.working_set),
             cpu_throttled_periods: unpack_u64(self.throttled),
-            pids_current: (self.pids != ABSENT_PIDS).then_some(u64::from(self.pids)),
+            pids_current: (self.pids != ABSENT_U32).then_some(u64::from(self.pids)),
+        }
+    }
+}
+
+impl Narrow {
+    /// `w` in 36 bytes, or `None` when that would change a value.
+    fn of(w: &Wide) -> Option<Self> {
+        Some(Narrow {
+            rates: w.rates,
+            pids: w.pids,
+            memory_usage_4k: narrow(w.memory_usage, UNIT_4K)?,
+            working_set_4k: narrow(w.working_set, UNIT_4K)?,
+            throttled: narrow(w.throttled, 1)?,
+        })
+    }
+
+    fn widen(&self) -> Wide {
+        Wide {
+            rates: self.rates,
+            pids: self.pids,
+            memory_usage: widen(self.memory_usage_4k, UNIT_4K),
+            working_set: widen(self.working_set_4k, UNIT_4K),
+            throttled: widen(self.throttled, 1),
+        }
+    }
+}
+
+/// A series' points, oldest first, all in one form.
+#[derive(Debug)]
+enum Points {
+    Narrow(VecDeque<Narrow>),
+    Wide(VecDeque<Wide>),
+}
+
+impl Points {
+    fn len(&self) -> usize {
+        match self {
+            Points::Narrow(d) => d.len(),
+            Points::Wide(d) => d.len(),
+        }
+    }
+
+    fn pop_front(&mut self) {
+        match self {
+            Points::Narrow(d) => {
+                d.pop_front();
+            }
+            Points::Wide(d) => {
+                d.pop_front();
+            }
+        }
+    }
+
+    fn pop_back(&mut self) {
+        match self {
+            Points::Narrow(d) => {
+                d.pop_back();
+            }
+            Points::Wide(d) => {
+                d.pop_back();
+            }
+        }
+    }
+
+    /// Appends `w`, turning the whole series wide the first time a point needs it. The
+    /// caller keeps the length below the capacity, so this never reallocates.
+    fn push_back(&mut self, w: Wide) {
+        match self {
+            Points::Narrow(d) => match Narrow::of(&w) {
+                Some(n) => d.push_back(n),
+                None => {
+                    let mut wide = VecDeque::with_capacity(d.capacity());
+                    wide.extend(d.iter().map(Narrow::widen));
+                    wide.push_back(w);
+                    *self = Points::Wide(wide);
+                }
+            },
+            Points::Wide(d) => d.push_back(w),
+        }
+    }
+
+    fn iter(&self) -> Box<dyn Iterator<Item = Wide> + '_> {
+        match self {
+            Points::Narrow(d) => Box::new(d.iter().map(Narrow::widen)),
+            Points::Wide(d) => Box::new(d.iter().copied()),
+        }
+    }
+
+    fn allocated_bytes(&self) -> usize {
+        match self {
+            Points::Narrow(d) => d.capacity() * std::mem::size_of::<Narrow>(),
+            Points::Wide(d) => d.capacity() * std::mem::size_of::<Wide>(),
         }
     }
 }
@@ -83,7 +208,7 @@ impl Packed {
 /// One cgroup's points, oldest first; the last of them belongs to the latest tick it was in.
 #[derive(Debug)]
 struct Series {
-    points: VecDeque<Packed>,
+    points: Points,
     /// The `History::round` that last recorded a point here.
     round: u64,
 }
@@ -141,23 +266,21 @@ impl History {
         let keep = self.times.len().max(1);
         let cap = self.max_points.min(INITIAL_POINTS_CAP);
         for (path, point) in points {
-            let packed = Packed::pack(&point);
+            let packed = Wide::pack(&point);
             let series = match self.series.get_mut(path) {
                 Some(s) => s,
                 None => self.series.entry(path.clone()).or_insert_with(|| Series {
-                    points: VecDeque::with_capacity(cap),
+                    points: Points::Narrow(VecDeque::with_capacity(cap)),
                     round: 0,
                 }),
             };
             if series.round == self.round {
-                if let Some(last) = series.points.back_mut() {
-                    *last = packed;
+                series.points.pop_back();
+            } else {
+                series.round = self.round;
+                while series.points.len() >= keep {
+                    series.points.pop_front();
                 }
-                continue;
-            }
-            series.round = self.round;
-            while series.points.len() >= keep {
-                series.points.pop_front();
             }
             series.points.push_back(packed);
         }
@@ -175,7 +298,7 @@ impl History {
         self.times
             .iter()
             .skip(skip)
-            .zip(&series.points)
+            .zip(series.points.iter())
             .map(|(t, p)| p.unpack(*t))
             .collect()
     }
@@ -191,8 +314,12 @@ impl History {
 
     /// Bytes held for points and times (allocated capacity, not counting the map of paths).
     pub fn point_bytes(&self) -> usize {
-        let points: usize = self.series.values().map(|s| s.points.capacity()).sum();
-        points * std::mem::size_of::<Packed>() + self.times.capacity() * 8
+        let points: usize = self
+            .series
+            .values()
+            .map(|s| s.points.allocated_bytes())
+            .sum();
+        points + self.times.capacity() * std::mem::size_of::<u64>()
     }
 }
 
@@ -224,7 +351,7 @@ mod tests {
                 net_tx_bytes_per_s: Some(0.0),
             },
             memory_usage_bytes: Some(v << 12),
-            memory_working_set_bytes: Some(v << 11),
+            memory_working_set_bytes: Some(v << 13),
             cpu_throttled_periods: Some(v),
             pids_current: Some(v % 7),
         }
@@ -232,6 +359,20 @@ mod tests {
 
     fn times(h: &History, path: &CgroupPath) -> Vec<u64> {
         h.points(path).iter().map(|p| p.t_ms).collect()
+    }
+
+    /// `p` stored alone in a fresh history and read back.
+    fn round_trip(p: &HistoryPoint) -> HistoryPoint {
+        let a = CgroupPath::from_relative("a");
+        let mut h = History::new(60_000, 10);
+        h.record(p.t_ms, [(&a, *p)]);
+        let back = h.points(&a);
+        assert_eq!(back.len(), 1);
+        back[0]
+    }
+
+    fn is_narrow(h: &History, path: &CgroupPath) -> bool {
+        matches!(h.series[path].points, Points::Narrow(_))
     }
 
     #[test]
@@ -250,7 +391,7 @@ mod tests {
             cpu_throttled_periods: Some(7),
             pids_current: None,
         };
-        let back = Packed::pack(&p).unpack(42);
+        let back = round_trip(&p);
         assert_eq!(back.t_ms, 42);
         assert_eq!(back.rates.cpu_cores, Some(0.5));
         assert_eq!(back.rates.io_read_bytes_per_s, None);
@@ -264,37 +405,80 @@ mod tests {
         assert_eq!(back.memory_working_set_bytes, None);
         assert_eq!(back.cpu_throttled_periods, Some(7));
         assert_eq!(back.pids_current, None);
-        assert_eq!(std::mem::size_of::<Packed>(), 48);
+        assert_eq!(std::mem::size_of::<Wide>(), 48);
+        assert_eq!(std::mem::size_of::<Narrow>(), 36);
     }
 
     #[test]
     fn edge_values_round_trip() {
         let all_absent = point(0);
-        assert_eq!(Packed::pack(&all_absent).unpack(0), all_absent);
-        let p = HistoryPoint {
-            t_ms: u64::MAX,
-            rates: Rates {
-                cpu_cores: Some(0.0),
-                io_read_bytes_per_s: Some(f64::from(f32::MAX)),
-                io_write_bytes_per_s: Some(1e-6_f32.into()),
-                net_rx_bytes_per_s: Some(123_456.0),
-                net_tx_bytes_per_s: Some(16_777_216.0),
-            },
-            memory_usage_bytes: Some(0),
-            memory_working_set_bytes: Some(u64::MAX - 1),
-            cpu_throttled_periods: Some(u64::from(u32::MAX) + 1),
-            pids_current: Some(u64::from(u32::MAX - 1)),
-        };
-        assert_eq!(Packed::pack(&p).unpack(u64::MAX), p, "exact where f32 is");
+        assert_eq!(round_trip(&all_absent), all_absent);
+        let max_4k = u64::from(u32::MAX - 1) * 4096;
+        for (memory, working_set, throttled) in [
+            (Some(0), Some(4096), Some(0)),
+            (Some(max_4k), Some(max_4k), Some(u64::from(u32::MAX - 1))),
+            // Past what 32 bits of 4 KiB units (or of periods) hold, or not whole pages.
+            (Some(max_4k + 4096), Some(1), Some(u64::from(u32::MAX))),
+            (Some(4095), None, Some(u64::from(u32::MAX) + 1)),
+            (
+                Some(u64::MAX - 1),
+                Some(u64::MAX - 4096),
+                Some(u64::MAX - 1),
+            ),
+        ] {
+            let p = HistoryPoint {
+                t_ms: u64::MAX,
+                rates: Rates {
+                    cpu_cores: Some(0.0),
+                    io_read_bytes_per_s: Some(f64::from(f32::MAX)),
+                    io_write_bytes_per_s: Some(1e-6_f32.into()),
+                    net_rx_bytes_per_s: Some(123_456.0),
+                    net_tx_bytes_per_s: Some(16_777_216.0),
+                },
+                memory_usage_bytes: memory,
+                memory_working_set_bytes: working_set,
+                cpu_throttled_periods: throttled,
+                pids_current: Some(u64::from(u32::MAX - 1)),
+            };
+            assert_eq!(round_trip(&p), p, "exact where f32 is");
+        }
         let big = HistoryPoint {
             pids_current: Some(u64::MAX),
             ..point(1)
         };
         assert_eq!(
-            Packed::pack(&big).unpack(1).pids_current,
+            round_trip(&big).pids_current,
             Some(u64::from(u32::MAX - 1)),
             "saturates, never reads as absent"
         );
+    }
+
+    #[test]
+    fn a_series_turns_wide_for_a_point_that_needs_it_and_keeps_every_value() {
+        let a = CgroupPath::from_relative("a");
+        let b = CgroupPath::from_relative("b");
+        let mut h = History::new(60_000, 5);
+        for t in 0..3u64 {
+            h.record(t, [(&a, valued(t, t)), (&b, valued(t, t))]);
+        }
+        assert!(is_narrow(&h, &a) && is_narrow(&h, &b));
+        let odd = HistoryPoint {
+            memory_usage_bytes: Some(4096 * 3 + 1),
+            ..valued(3, 3)
+        };
+        h.record(3, [(&a, odd), (&b, valued(3, 3))]);
+        assert!(!is_narrow(&h, &a), "not a whole number of pages");
+        assert!(is_narrow(&h, &b), "the other series stays narrow");
+        for t in 4..7u64 {
+            h.record(t, [(&a, valued(t, t)), (&b, valued(t, t))]);
+        }
+        let mut expected: Vec<HistoryPoint> = (2..7u64).map(|t| valued(t, t)).collect();
+        assert_eq!(h.points(&b), expected);
+        expected[1] = odd;
+        assert_eq!(h.points(&a), expected);
+        if let Points::Wide(d) = &h.series[&a].points {
+            assert!(d.capacity() < 10, "turning wide keeps the capacity");
+        }
     }
 
     #[test]
@@ -307,7 +491,7 @@ mod tests {
                 },
                 ..point(0)
             };
-            let back = Packed::pack(&p).unpack(0).rates.cpu_cores.unwrap();
+            let back = round_trip(&p).rates.cpu_cores.unwrap();
             assert!(((back - v) / v).abs() < 1e-7, "{v} came back as {back}");
         }
     }
@@ -420,14 +604,24 @@ mod tests {
             .collect();
         let mut h = History::new(120_000, 121);
         for t in 0..400u64 {
-            h.record(t * 1000, paths.iter().map(|p| (p, point(t * 1000))));
+            h.record(
+                t * 1000,
+                paths.iter().enumerate().map(|(i, p)| {
+                    // Every other series goes wide halfway through.
+                    let v = if i % 2 == 1 && t > 200 { 4097 } else { 4096 };
+                    let memory = HistoryPoint {
+                        memory_usage_bytes: Some(v),
+                        ..point(t * 1000)
+                    };
+                    (p, memory)
+                }),
+            );
         }
         assert_eq!(h.points(&paths[0]).len(), 121);
+        assert!(is_narrow(&h, &paths[0]) && !is_narrow(&h, &paths[1]));
         // Pushing into a full deque before popping would double every series' capacity.
-        for s in h.series.values() {
-            assert!(s.points.capacity() < 2 * 121, "{}", s.points.capacity());
-        }
         assert!(h.times.capacity() < 2 * 121, "{}", h.times.capacity());
-        assert!(h.point_bytes() <= paths.len() * 128 * 48 + 128 * 8);
+        let bound = 25 * 128 * (36 + 48) + 128 * 8;
+        assert!(h.point_bytes() <= bound, "{} > {bound}", h.point_bytes());
     }
 }
