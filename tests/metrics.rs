@@ -276,3 +276,138 @@ fn readme_lists_every_metric_family_and_no_other() {
     );
     let _ = in_ci();
 }
+
+#[test]
+fn pieces_of_a_render_join_into_the_whole_render() {
+    for dir in scenarios() {
+        let tick = tick_of(&dir);
+        let opts = options(&["com.example.team"]);
+        for format in [Format::Text, Format::OpenMetrics] {
+            let whole = prometheus::render(&tick, &opts, format);
+            for piece_bytes in [1, 700, 64 << 10] {
+                let mut pieces = Vec::new();
+                prometheus::render_pieces(&tick, &opts, format, piece_bytes, &mut |p| {
+                    pieces.push(p.to_owned())
+                });
+                assert_eq!(
+                    pieces.concat(),
+                    whole,
+                    "{} {format:?} in pieces of {piece_bytes}",
+                    dir.display()
+                );
+                assert!(pieces.iter().all(|p| !p.is_empty()));
+                if piece_bytes < whole.len() {
+                    assert!(pieces.len() > 1, "{piece_bytes}: one piece");
+                }
+            }
+        }
+    }
+}
+
+/// The text of a `/metrics` body, gunzipped when `zipped`.
+fn body_text(body: &[u8], zipped: bool) -> String {
+    use std::io::Read;
+    let mut text = String::new();
+    if zipped {
+        flate2::read::GzDecoder::new(body)
+            .read_to_string(&mut text)
+            .unwrap();
+    } else {
+        text = String::from_utf8(body.to_vec()).unwrap();
+    }
+    text
+}
+
+/// `/metrics` through the router: the body as sent, and whether it is gzip.
+async fn scrape(app: &axum::Router, gzip: bool, openmetrics: bool) -> (axum::body::Bytes, bool) {
+    use tower::ServiceExt;
+    let mut request = axum::http::Request::get("/metrics");
+    if gzip {
+        request = request.header("Accept-Encoding", "gzip");
+    }
+    if openmetrics {
+        request = request.header("Accept", "application/openmetrics-text");
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(axum::body::Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let zipped = response.headers().get("content-encoding").is_some();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (body, zipped)
+}
+
+#[test]
+fn metrics_bodies_follow_each_tick_while_clients_still_hold_earlier_ones() {
+    use cgscope::http::{router, AppState};
+    use cgscope::process_list::ProcessLister;
+    use cgscope::sampler::history::History;
+    use cgscope::sampler::Handle;
+    use std::sync::{Arc, RwLock};
+    let dir = fixtures_dir().join("v1-docker-host");
+    let first = tick_of(&dir);
+    let (tx, latest) = tokio::sync::watch::channel(None);
+    let state = AppState::new(
+        Handle {
+            latest,
+            history: Arc::new(RwLock::new(History::new(60_000, 10))),
+        },
+        options(&[]),
+        ProcessLister::open(&dir.join("cgroup"), &dir.join("proc")).unwrap(),
+    );
+    let app = router(state);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mut held = Vec::new();
+    for seq in 1..=6u64 {
+        // Each tick differs in one value, so a body left over from the previous one shows.
+        let mut tick = first.clone();
+        tick.seq = seq;
+        if let Some(m) = tick.snapshot.cgroups[0].stats.memory.as_mut() {
+            m.usage_bytes = Some(1_000_000 + seq);
+        }
+        tx.send(Some(Arc::new(tick.clone()))).unwrap();
+        // Plain first on odd ticks (gzip then compresses that text), gzip first on even ones.
+        let orders = if seq % 2 == 1 {
+            [false, true, false, true]
+        } else {
+            [true, false, true, false]
+        };
+        for (n, gzip) in orders.into_iter().enumerate() {
+            for openmetrics in [false, true] {
+                let (body, zipped) = rt.block_on(scrape(&app, gzip, openmetrics));
+                assert_eq!(zipped, gzip);
+                let format = if openmetrics {
+                    Format::OpenMetrics
+                } else {
+                    Format::Text
+                };
+                let expected = without_volatile(&prometheus::render(&tick, &options(&[]), format));
+                let context = format!("tick {seq}, gzip {gzip}, openmetrics {openmetrics}");
+                assert_eq!(
+                    without_volatile(&body_text(&body, zipped)),
+                    expected,
+                    "{context}"
+                );
+                // Some bodies outlive their tick, as with a slow client: their buffers must
+                // not be reused for later bodies.
+                if (seq + n as u64) % 3 == 0 {
+                    held.push((body, zipped, expected, context));
+                }
+            }
+        }
+    }
+    assert!(held.len() > 4);
+    for (body, zipped, expected, context) in &held {
+        assert_eq!(
+            &without_volatile(&body_text(body, *zipped)),
+            expected,
+            "held: {context}"
+        );
+    }
+}

@@ -204,6 +204,51 @@ impl Emitter<'_> {
 
 /// Renders the whole exposition for one tick.
 pub fn render(tick: &Tick, opts: &RenderOptions, format: Format) -> String {
+    let mut out = String::new();
+    render_into(tick, opts, format, &mut out, None);
+    out
+}
+
+/// Renders the exposition for one tick in pieces of about `piece_bytes` (a whole cgroup's
+/// series at a time), handing each to `sink` in order; their concatenation is exactly what
+/// [`render`] returns. For a caller that compresses or streams: the whole text never sits in
+/// memory at once (about 3 MB for 1,000 cgroups).
+pub fn render_pieces(
+    tick: &Tick,
+    opts: &RenderOptions,
+    format: Format,
+    piece_bytes: usize,
+    sink: &mut dyn FnMut(&str),
+) {
+    let mut out = String::with_capacity(piece_bytes.saturating_add(16 << 10));
+    let mut flush = |buf: &mut String| {
+        sink(buf);
+        buf.clear();
+    };
+    render_into(
+        tick,
+        opts,
+        format,
+        &mut out,
+        Some((piece_bytes, &mut flush)),
+    );
+    if !out.is_empty() {
+        flush(&mut out);
+    }
+}
+
+/// A piece size and what to do with each full piece.
+type Pieces<'a> = (usize, &'a mut dyn FnMut(&mut String));
+
+/// Writes the exposition to `out`, or with `pieces` hands `out` over whenever it holds at
+/// least a piece (leaving the last, shorter piece in `out`).
+fn render_into(
+    tick: &Tick,
+    opts: &RenderOptions,
+    format: Format,
+    out: &mut String,
+    mut pieces: Option<Pieces<'_>>,
+) {
     let cgroups = &tick.snapshot.cgroups;
     // Label sets: one String, one range per cgroup; escaped once, reused by every family.
     let mut label_buf = String::with_capacity(cgroups.len() * 160);
@@ -213,11 +258,14 @@ pub fn render(tick: &Tick, opts: &RenderOptions, format: Format) -> String {
         base_labels(sample, &opts.label_allowlist, &mut label_buf);
         ranges.push(start..label_buf.len());
     }
-    // About 60 series per cgroup of ~200 bytes each.
-    let mut out = String::with_capacity(cgroups.len() * 60 * 200 + 4096);
+    if pieces.is_none() {
+        // About 30 series per cgroup, each its label set plus ~50 bytes of name and value
+        // (measured: 2.8 MB for 1,000 plain cgroups; 60 x 200 bytes reserved 12 MB for it).
+        out.reserve((label_buf.len() + cgroups.len() * 50) * 32 + 4096);
+    }
     for family in families::ALL {
         let mut e = Emitter {
-            out: &mut out,
+            out: &mut *out,
             family,
             format,
             header_written: false,
@@ -228,6 +276,11 @@ pub fn render(tick: &Tick, opts: &RenderOptions, format: Format) -> String {
                 for (i, sample) in cgroups.iter().enumerate() {
                     e.base = &label_buf[ranges[i].clone()];
                     emit(&mut e, sample, tick, i);
+                    if let Some((piece_bytes, flush)) = pieces.as_mut() {
+                        if e.out.len() >= *piece_bytes {
+                            flush(e.out);
+                        }
+                    }
                 }
             }
             Scope::Node(emit) => emit(&mut e, tick, opts),
@@ -236,7 +289,6 @@ pub fn render(tick: &Tick, opts: &RenderOptions, format: Format) -> String {
     if format == Format::OpenMetrics {
         out.push_str("# EOF\n");
     }
-    out
 }
 
 #[cfg(test)]

@@ -48,9 +48,22 @@ pub struct Sampler {
     scanner: Scanner,
     store: MetadataStore,
     config: SamplerConfig,
-    prev: HashMap<CgroupPath, (u64, Counters)>,
-    first_seen: HashMap<CgroupPath, u64>,
+    /// Every cgroup of the previous tick; one entry (one copy of the path) per cgroup for as
+    /// long as it lives, updated in place each tick.
+    tracked: HashMap<CgroupPath, Tracked>,
     history: Arc<RwLock<History>>,
+    seq: u64,
+}
+
+/// What the sampler remembers of one cgroup between ticks.
+#[derive(Debug, Clone, Copy)]
+struct Tracked {
+    /// Time of the previous sample, ms since the Unix epoch.
+    t_ms: u64,
+    counters: Counters,
+    /// When this process first saw the cgroup, ms since the Unix epoch.
+    first_seen_ms: u64,
+    /// The tick that last saw it; entries of older ticks are gone cgroups, dropped.
     seq: u64,
 }
 
@@ -66,8 +79,7 @@ impl Sampler {
             store,
             history: Arc::new(RwLock::new(History::new(history_ms, points))),
             config,
-            prev: HashMap::new(),
-            first_seen: HashMap::new(),
+            tracked: HashMap::new(),
             seq: 0,
         }
     }
@@ -83,26 +95,43 @@ impl Sampler {
         let mut snapshot = self.scanner.sweep(now_ms);
         identify_snapshot(&mut snapshot, &self.store);
         snapshot.cgroups.retain(|c| self.config.filter.keeps(c));
+        self.seq += 1;
+        let seq = self.seq;
         let mut rates = Vec::with_capacity(snapshot.cgroups.len());
         let mut first_seen = Vec::with_capacity(snapshot.cgroups.len());
-        let mut next_prev = HashMap::with_capacity(snapshot.cgroups.len());
         for sample in &snapshot.cgroups {
             let counters = Counters::of(&sample.stats);
-            let r = match self.prev.get(&sample.path) {
-                Some((t_ms, prev)) => {
-                    let elapsed_s = now_ms.saturating_sub(*t_ms) as f64 / 1000.0;
-                    rates::rates(prev, &counters, elapsed_s)
+            // Paths are cloned only for cgroups new to this tick: most of a tick's cgroups were
+            // in the previous one, and a clone per cgroup per tick was allocation churn.
+            // Entries not seen in the previous tick were dropped at its end, so an entry found
+            // here holds that tick's counters.
+            let (r, since) = match self.tracked.get_mut(&sample.path) {
+                Some(t) => {
+                    let elapsed_s = now_ms.saturating_sub(t.t_ms) as f64 / 1000.0;
+                    let r = rates::rates(&t.counters, &counters, elapsed_s);
+                    t.t_ms = now_ms;
+                    t.counters = counters;
+                    t.seq = seq;
+                    (r, t.first_seen_ms)
                 }
-                None => Rates::default(),
+                None => {
+                    self.tracked.insert(
+                        sample.path.clone(),
+                        Tracked {
+                            t_ms: now_ms,
+                            counters,
+                            first_seen_ms: now_ms,
+                            seq,
+                        },
+                    );
+                    (Rates::default(), now_ms)
+                }
             };
             rates.push(r);
-            next_prev.insert(sample.path.clone(), (now_ms, counters));
-            first_seen.push(*self.first_seen.entry(sample.path.clone()).or_insert(now_ms));
+            first_seen.push(since);
         }
         // Gone cgroups leave every table at once: no stale series, no unbounded growth.
-        self.prev = next_prev;
-        self.first_seen
-            .retain(|path, _| self.prev.contains_key(path));
+        self.tracked.retain(|_, t| t.seq == seq);
         if let Ok(mut history) = self.history.write() {
             history.record(
                 now_ms,
@@ -110,10 +139,9 @@ impl Sampler {
                     .cgroups
                     .iter()
                     .zip(&rates)
-                    .map(|(s, r)| (s.path.clone(), HistoryPoint::of(now_ms, s, *r))),
+                    .map(|(s, r)| (&s.path, HistoryPoint::of(now_ms, s, *r))),
             );
         }
-        self.seq += 1;
         let runtimes = [MetadataSource::Docker, MetadataSource::Containerd]
             .into_iter()
             .map(|source| {
@@ -127,7 +155,7 @@ impl Sampler {
             })
             .collect();
         Tick {
-            seq: self.seq,
+            seq,
             snapshot,
             rates,
             first_seen_ms: first_seen,
@@ -177,5 +205,104 @@ impl Sampler {
             }
         });
         handle
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::Roots;
+    use std::fs;
+    use std::path::Path;
+
+    /// Sets cgroup `name`'s CPU usage, making the cgroup if needed.
+    fn cgroup(root: &Path, name: &str, usage_us: u64) {
+        let dir = root.join(name);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join("cpu.stat"),
+            format!("usage_usec {usage_us}\nuser_usec 0\nsystem_usec 0\n"),
+        )
+        .unwrap();
+        fs::write(dir.join("memory.current"), "4096\n").unwrap();
+    }
+
+    fn row<'a>(tick: &'a Tick, name: &str) -> (&'a Rates, u64) {
+        let i = tick
+            .snapshot
+            .cgroups
+            .iter()
+            .position(|c| c.path.as_str() == name)
+            .unwrap_or_else(|| panic!("{name} not in the tick"));
+        (&tick.rates[i], tick.first_seen_ms[i])
+    }
+
+    #[test]
+    fn rates_first_seen_and_history_follow_each_cgroup_and_forget_gone_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::write(root.join("cgroup.controllers"), "cpu memory\n").unwrap();
+        cgroup(root, "a", 1_000_000);
+        let roots = Roots {
+            cgroup_root: root.to_path_buf(),
+            proc_root: root.join("no-proc"),
+            machine_id_file: None,
+        };
+        let mut sampler = Sampler::new(
+            Scanner::open(&roots).unwrap(),
+            MetadataStore::new(),
+            SamplerConfig {
+                interval: Duration::from_secs(1),
+                history: Duration::from_secs(60),
+                history_points: 100,
+                filter: CgroupFilter::default(),
+            },
+        );
+        let history = sampler.history();
+        let a = CgroupPath::from_relative("a");
+
+        let t0 = sampler.sample_once(10_000);
+        assert_eq!(
+            row(&t0, "/a").0,
+            &Rates::default(),
+            "no rate on first sight"
+        );
+        assert_eq!(row(&t0, "/a").1, 10_000);
+
+        cgroup(root, "a", 1_500_000);
+        let t1 = sampler.sample_once(11_000);
+        assert_eq!(row(&t1, "/a").0.cpu_cores, Some(0.5));
+        assert_eq!(row(&t1, "/a").1, 10_000, "first seen stays");
+        assert_eq!(t1.seq, 2);
+
+        fs::remove_file(root.join("a/cpu.stat")).unwrap();
+        fs::remove_file(root.join("a/memory.current")).unwrap();
+        fs::remove_dir(root.join("a")).unwrap();
+        cgroup(root, "b", 7);
+        let t2 = sampler.sample_once(12_000);
+        assert!(t2.snapshot.cgroups.iter().all(|c| c.path != a));
+        assert_eq!(row(&t2, "/b").1, 12_000);
+        assert!(
+            history.read().unwrap().points(&a).is_empty(),
+            "gone: forgotten"
+        );
+
+        // Back under the same name: a new cgroup to us, with no rate against the old one.
+        cgroup(root, "a", 9_000_000);
+        let t3 = sampler.sample_once(13_000);
+        assert_eq!(row(&t3, "/a").0, &Rates::default());
+        assert_eq!(row(&t3, "/a").1, 13_000);
+        let h = history.read().unwrap();
+        assert_eq!(
+            h.points(&a).iter().map(|p| p.t_ms).collect::<Vec<_>>(),
+            [13_000]
+        );
+        assert_eq!(
+            h.points(&CgroupPath::from_relative("b"))
+                .iter()
+                .map(|p| (p.t_ms, p.memory_usage_bytes))
+                .collect::<Vec<_>>(),
+            [(12_000, Some(4096)), (13_000, Some(4096))]
+        );
     }
 }
