@@ -4,6 +4,7 @@
 //! started: exactly those pids and commands, CPU time that grows as the scheduler counts it,
 //! real RSS, and processes gone once killed. Needs root; skips elsewhere, fails under `CI=true`.
 
+use crate::support::host::shell_in_cgroups;
 use crate::support::host::{wait_for, Cleanup};
 use crate::support::{is_root, require};
 use cgscope::export::prometheus::RenderOptions;
@@ -17,15 +18,13 @@ use cgscope::scan::{Roots, Scanner};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tower::ServiceExt as _;
 
 const ROOT: &str = "/sys/fs/cgroup";
 const V1_TREES: [&str; 5] = ["cpu", "cpuacct", "memory", "pids", "blkio"];
-/// util-linux setpriv: the workloads die with the test process even when it is killed hard.
-const SETPRIV: &str = "/usr/bin/setpriv";
 const BUSY_LOOP: &str = "while :; do :; done";
 /// USER_HZ is 100 here: /proc/<pid>/stat times come in 10 ms steps.
 const TICK_NS: u64 = 10_000_000;
@@ -58,24 +57,11 @@ fn distinct_trees() -> Vec<PathBuf> {
 /// Starts `argv` after moving the shell into `cgroup` of every tree; `exec` keeps the pid, so
 /// the pid we get is the workload's and its command line is `argv`.
 fn spawn_in(trees: &[PathBuf], cgroup: &str, argv: &[&str]) -> Child {
-    let procs: Vec<String> = trees
+    let procs: Vec<PathBuf> = trees
         .iter()
-        .map(|t| t.join(cgroup).join("cgroup.procs").display().to_string())
+        .map(|t| t.join(cgroup).join("cgroup.procs"))
         .collect();
-    let script = format!(
-        "for f in {}; do echo $$ > \"$f\" || exit 1; done; exec \"$@\"",
-        procs.join(" ")
-    );
-    let mut cmd = if Path::new(SETPRIV).exists() {
-        let mut c = Command::new(SETPRIV);
-        c.args(["--pdeathsig", "KILL", "--", "sh"]);
-        c
-    } else {
-        Command::new("sh")
-    };
-    cmd.arg("-c")
-        .arg(script)
-        .arg("sh")
+    shell_in_cgroups(&procs, "exec \"$@\"")
         .args(argv)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::support::host::shell_in_cgroups;
 use crate::support::{is_root, require};
 use cgscope::model::{CgroupStats, CgroupVersion, Snapshot};
 use cgscope::scan::{Roots, Scanner};
@@ -35,10 +36,9 @@ const SLEEPERS: u64 = 5;
 const PIDS_MAX: u64 = 10;
 const WRITE_MIB: u64 = 32;
 const BURN: Duration = Duration::from_secs(2);
-/// Workloads outlive a test process killed hard (no Drop) by at most this long...
+/// Sleeping workloads outlive a test process killed hard (no Drop) by at most this long; the
+/// endless burners die with it (`shell_in_cgroups` starts them under setpriv --pdeathsig).
 const SLEEP_SECS: u32 = 120;
-/// ...and the endless burners die with it through PR_SET_PDEATHSIG, set by util-linux setpriv.
-const SETPRIV: &str = "/usr/bin/setpriv";
 const HOG_PY: &str = "import sys, time
 # Non-zero bytes: a zeroed allocation could stay unbacked, and the test needs real pages.
 b = b'\\x01' * int(sys.argv[1])
@@ -97,32 +97,12 @@ impl Lab {
     /// Starts `sh -c script` (with `args` as `$1`...) that first moves itself into `child` of
     /// each of `trees`, so none of its work is accounted outside the test's cgroups.
     fn spawn(&mut self, child: &str, trees: &[&str], script: &str, args: &[&str]) -> u32 {
-        let procs: Vec<String> = trees
+        let procs: Vec<PathBuf> = trees
             .iter()
-            .map(|t| {
-                self.dir(t, child)
-                    .join("cgroup.procs")
-                    .display()
-                    .to_string()
-            })
+            .map(|t| self.dir(t, child).join("cgroup.procs"))
             .collect();
-        let script = format!(
-            "for f in {}; do echo $$ > \"$f\" || exit 1; done; {script}",
-            procs.join(" ")
-        );
-        let mut cmd = if Path::new(SETPRIV).exists() {
-            let mut c = Command::new(SETPRIV);
-            c.args(["--pdeathsig", "KILL", "--", "sh"]);
-            c
-        } else {
-            Command::new("sh")
-        };
-        cmd.arg("-c")
-            .arg(script)
-            .arg("sh")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped());
+        let mut cmd = shell_in_cgroups(&procs, script);
+        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped());
         let workload = cmd.spawn().expect("spawning a workload");
         let pid = workload.id();
         self.workloads.push(workload);

@@ -113,3 +113,30 @@ impl Drop for Cleanup {
         }
     }
 }
+
+/// util-linux's setpriv, used to give workloads a parent-death signal.
+const SETPRIV: &str = "/usr/bin/setpriv";
+
+/// `sh -c "<join each of procs_files>; <tail>" sh`: the shell writes its own pid into every
+/// `cgroup.procs` file first (exiting if one is refused), so nothing it runs is accounted
+/// outside those cgroups. Under setpriv it dies with the test process (PR_SET_PDEATHSIG), so
+/// an endless workload never outlives a test killed hard. The caller adds `$1...` and stdio.
+pub fn shell_in_cgroups(procs_files: &[std::path::PathBuf], tail: &str) -> Command {
+    let files: Vec<String> = procs_files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
+    let script = format!(
+        "for f in {}; do echo $$ > \"$f\" || exit 1; done; {tail}",
+        files.join(" ")
+    );
+    let mut cmd = if std::path::Path::new(SETPRIV).exists() {
+        let mut c = Command::new(SETPRIV);
+        c.args(["--pdeathsig", "KILL", "--", "sh"]);
+        c
+    } else {
+        Command::new("sh")
+    };
+    cmd.arg("-c").arg(script).arg("sh");
+    cmd
+}
