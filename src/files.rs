@@ -1,7 +1,8 @@
 //! Reads small kernel pseudo-files (cgroupfs, procfs) into one reused buffer, and can record
 //! every file it reads into a fixture tree for `cgscope capture`. Knows no file formats.
+//! Every read is bounded: non-blocking opens, regular files only, at most [`MAX_FILE_BYTES`].
 
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{FileType, Mode, OFlags};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
@@ -9,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 /// Reads whole files into a buffer that is reused across reads, so a steady-state sweep
 /// makes no allocation per file. cgroupfs files report `st_size` 0, so we read to EOF
-/// instead of trusting metadata.
+/// instead of trusting metadata, up to [`MAX_FILE_BYTES`].
 #[derive(Debug)]
 pub struct FileReader {
     buf: Vec<u8>,
@@ -89,7 +90,7 @@ impl FileReader {
     /// `memory.numa_stat`, which we do not read).
     pub fn new() -> Self {
         FileReader {
-            buf: vec![0; 16 * 1024],
+            buf: vec![0; INITIAL_BUFFER_BYTES],
             recorder: None,
         }
     }
@@ -115,10 +116,12 @@ impl FileReader {
     /// Reads `path` to EOF. `Ok(None)` when the file does not exist (or its cgroup has just
     /// gone: ENODEV); any other failure is an error.
     pub fn read(&mut self, path: &Path) -> io::Result<Option<&[u8]>> {
-        let file = match File::open(path) {
-            Ok(f) => f,
-            Err(err) if is_absent(&err) => return Ok(None),
-            Err(err) => return Err(err),
+        let file = match rustix::fs::open(path, OPEN_FLAGS, Mode::empty()) {
+            Ok(fd) => File::from(fd),
+            Err(errno) => {
+                let err = io::Error::from(errno);
+                return if is_absent(&err) { Ok(None) } else { Err(err) };
+            }
         };
         let Some(len) = self.read_to_end(file)? else {
             return Ok(None);
@@ -134,8 +137,7 @@ impl FileReader {
     /// path component instead of the whole path, which on cgroupfs is most of an open's cost.
     /// Not recorded: a capturing caller reads by whole path.
     pub fn read_in(&mut self, dir: &Dir, name: &str) -> io::Result<Option<&[u8]>> {
-        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY;
-        let file = match rustix::fs::openat(&dir.fd, name, flags, Mode::empty()) {
+        let file = match rustix::fs::openat(&dir.fd, name, OPEN_FLAGS, Mode::empty()) {
             Ok(fd) => File::from(fd),
             Err(errno) => {
                 let err = io::Error::from(errno);
@@ -146,13 +148,38 @@ impl FileReader {
     }
 
     /// Reads into the buffer; the length read, or `None` when the file vanished meanwhile.
+    /// Anything but a regular file, and a file longer than [`MAX_FILE_BYTES`], is an error.
     fn read_to_end(&mut self, mut file: File) -> io::Result<Option<usize>> {
+        // cgroupfs, procfs and captured trees hold regular files only. A FIFO, socket or
+        // device in their place (`/dev/zero` never ends) is refused before the first read.
+        match rustix::fs::fstat(&file) {
+            Ok(st) => {
+                let kind = FileType::from_raw_mode(st.st_mode);
+                if !kind.is_file() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("not a regular file ({kind:?})"),
+                    ));
+                }
+            }
+            Err(errno) => return Err(io::Error::from(errno)),
+        }
         // `buf` stays fully initialised at its current length; only `filled` moves, so a
         // read costs no memset and no allocation once the buffer has grown to fit.
         let mut filled = 0;
         loop {
             if filled == self.buf.len() {
-                let grown = (self.buf.len() * 2).max(4096);
+                if filled > MAX_FILE_BYTES {
+                    // One byte past the cap was read: the file is too long. Give back what
+                    // it made the buffer grow to, so one bad file does not pin 16 MiB.
+                    self.buf.truncate(INITIAL_BUFFER_BYTES);
+                    self.buf.shrink_to_fit();
+                    return Err(io::Error::new(
+                        io::ErrorKind::FileTooLarge,
+                        format!("longer than {MAX_FILE_BYTES} bytes"),
+                    ));
+                }
+                let grown = (self.buf.len() * 2).clamp(4096, MAX_FILE_BYTES + 1);
                 self.buf.resize(grown, 0);
             }
             match file.read(&mut self.buf[filled..]) {
@@ -185,6 +212,21 @@ impl FileReader {
         }
     }
 }
+
+/// The longest file read: 16 MiB. The largest real ones are the root cgroup's `tasks` and
+/// `cgroup.procs` (up to 8 bytes per thread, so 2 million threads fit) and a process's
+/// `cmdline` (arguments are capped by the kernel at a quarter of the stack limit, 2 MiB by
+/// default). Every other cgroup and proc file is under 16 KiB.
+pub const MAX_FILE_BYTES: usize = 16 << 20;
+
+const INITIAL_BUFFER_BYTES: usize = 16 * 1024;
+
+/// `O_NONBLOCK`: a FIFO put in place of a cgroup file must not block the open (no writer)
+/// nor the read; it is then refused as not a regular file.
+const OPEN_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::CLOEXEC)
+    .union(OFlags::NOCTTY)
+    .union(OFlags::NONBLOCK);
 
 /// A first read shorter than this ends the file, saving the read that would return 0 (a
 /// third of the syscalls of a sweep). Sound for what we read: a regular file reads short only
@@ -256,6 +298,35 @@ mod tests {
             reader.read(&dir.path().join("big")).unwrap().unwrap().len(),
             100_000
         );
+    }
+
+    #[test]
+    fn devices_fifos_and_over_cap_files_are_errors_and_never_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut reader = FileReader::new();
+        let zero = dir.path().join("zero");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let err = reader.read(&zero).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+
+        // No writer: a blocking open would wait here forever.
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, Mode::from_raw_mode(0o600)).unwrap();
+        let err = reader.read(&fifo).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        let d = Dir::open(dir.path()).unwrap().unwrap();
+        assert!(reader.read_in(&d, "fifo").is_err());
+
+        let long = dir.path().join("long");
+        std::fs::write(&long, vec![b'1'; MAX_FILE_BYTES + 1]).unwrap();
+        let err = reader.read(&long).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::FileTooLarge, "{err}");
+        assert!(
+            reader.buf.len() <= INITIAL_BUFFER_BYTES,
+            "buffer given back"
+        );
+        std::fs::write(&long, vec![b'1'; MAX_FILE_BYTES]).unwrap();
+        assert_eq!(reader.read(&long).unwrap().unwrap().len(), MAX_FILE_BYTES);
     }
 
     #[test]

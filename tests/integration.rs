@@ -31,3 +31,5 @@ mod real_top;
 mod ui_browser;
 // daemonset.yaml (schema, checkov, flags) and the FROM-scratch image run as it says: TLS, tokens, mTLS.
 mod deploy;
+// Hostile files, a stuck sampler, a frozen runtime socket, slow and numerous clients.
+mod reliability;
