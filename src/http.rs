@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use bytes::{BufMut as _, Bytes, BytesMut};
-use flate2::write::GzEncoder;
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,9 +32,25 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 #[derive(Default)]
 struct BodyCache {
     seq: u64,
-    bodies: HashMap<(Format, bool), Bytes>,
+    bodies: HashMap<(Format, bool), CachedBody>,
     spare: HashMap<(Format, bool), BytesMut>,
 }
+
+/// One tick's `/metrics` body but its per-request tail (the sample age and, for OpenMetrics,
+/// `# EOF`): every response shares `head` (a `Bytes` clone, never a copy) and appends a tail
+/// of a hundred bytes.
+#[derive(Clone)]
+struct CachedBody {
+    /// The exposition without `# EOF`; for gzip, the gzip header and the deflate stream of
+    /// that text, sync-flushed but not finished, so a tail can still be appended.
+    head: Bytes,
+    /// For gzip: the CRC-32 and length of the text in `head`, continued over the tail for the
+    /// gzip trailer.
+    gzip: Option<(crc32fast::Hasher, u64)>,
+}
+
+/// The OpenMetrics end marker, written per request after the sample age.
+const OPENMETRICS_EOF: &[u8] = b"# EOF\n";
 
 /// Bytes rendered between two appends to a body (or to its compressor).
 const RENDER_PIECE_BYTES: usize = 64 << 10;
@@ -228,10 +243,21 @@ fn not_ready() -> Response {
     )
 }
 
+/// Ready once a sample is published, and again not ready while the last one is stale (the
+/// sampler is stuck: a sweep hung in the kernel).
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let beat = &state.handle.heartbeat;
     match state.handle.tick() {
-        Some(_) => "ready\n".into_response(),
         None => not_ready(),
+        Some(_) if beat.is_stale() => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the last sample is {:.1} s old (stale after {:.1} s): the sampler is stuck",
+                beat.age().unwrap_or_default().as_secs_f64(),
+                beat.stale_after().as_secs_f64()
+            ),
+        ),
+        Some(_) => "ready\n".into_response(),
     }
 }
 
@@ -246,7 +272,7 @@ fn wants_gzip(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")))
 }
 
-fn body_for(state: &AppState, tick: &Tick, format: Format, gzip: bool) -> Bytes {
+fn body_for(state: &AppState, tick: &Tick, format: Format, gzip: bool) -> Option<CachedBody> {
     let Ok(mut cache) = state.cache.lock() else {
         return render(state, tick, format, gzip, BytesMut::new());
     };
@@ -257,66 +283,208 @@ fn body_for(state: &AppState, tick: &Tick, format: Format, gzip: bool) -> Bytes 
         cache.spare.clear();
         for (kind, body) in std::mem::take(&mut cache.bodies) {
             // Fails while a response still sends it; that buffer is then simply freed later.
-            if let Ok(buf) = body.try_into_mut() {
+            if let Ok(buf) = body.head.try_into_mut() {
                 cache.spare.insert(kind, buf);
             }
         }
     }
     if let Some(body) = cache.bodies.get(&(format, gzip)) {
-        return body.clone();
+        return Some(body.clone());
     }
     let buf = cache.spare.remove(&(format, gzip)).unwrap_or_default();
     let body = match cache.bodies.get(&(format, false)) {
         // Already rendered for a plain scrape of this tick: compress that text.
         Some(plain) if gzip => {
-            let plain = plain.clone();
-            compress(buf, |enc| enc.write_all(&plain)).unwrap_or(plain)
+            let plain = plain.head.clone();
+            compress(buf, |w| w.write(&plain))
+                .or_else(|| render(state, tick, format, false, BytesMut::new()))
         }
         _ => render(state, tick, format, gzip, buf),
-    };
+    }?;
     cache.bodies.insert((format, gzip), body.clone());
-    body
+    Some(body)
 }
 
-/// gzip at level 1 (the default level costs ~7x more CPU for ~20% smaller bodies) of what
-/// `write` feeds the encoder, into `buf`.
+/// The 10-byte gzip member header: deflate, no name, no mtime, unknown OS (RFC 1952).
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+
+/// Text on its way into a gzip head: deflated (level 1: the default level costs ~7x more CPU
+/// for ~20% smaller bodies) and summed for the trailer. With `hold` set, the last bytes
+/// written are held back, so `# EOF` can be cut from the end of a render given in pieces.
+struct GzipHead {
+    enc: flate2::write::DeflateEncoder<bytes::buf::Writer<BytesMut>>,
+    crc: crc32fast::Hasher,
+    len: u64,
+    held: Vec<u8>,
+    hold: usize,
+}
+
+impl GzipHead {
+    fn write(&mut self, text: &[u8]) -> std::io::Result<()> {
+        let (send, keep): (&[u8], &[u8]) = if text.len() >= self.hold {
+            let (send, keep) = text.split_at(text.len() - self.hold);
+            self.put_held(self.held.len())?;
+            (send, keep)
+        } else {
+            (&[], text)
+        };
+        self.put(send)?;
+        self.held.extend_from_slice(keep);
+        self.put_held(self.held.len().saturating_sub(self.hold))
+    }
+
+    fn put_held(&mut self, n: usize) -> std::io::Result<()> {
+        let held = std::mem::take(&mut self.held);
+        let (send, keep) = held.split_at(n);
+        let written = self.put(send);
+        self.held = keep.to_vec();
+        written
+    }
+
+    fn put(&mut self, text: &[u8]) -> std::io::Result<()> {
+        self.crc.update(text);
+        self.len += text.len() as u64;
+        self.enc.write_all(text)
+    }
+}
+
+/// Compresses what `write` feeds into `buf` (emptied first), as a gzip head: the stream is
+/// sync-flushed, not finished; [`tail`] finishes it per request.
 fn compress(
     mut buf: BytesMut,
-    write: impl FnOnce(&mut GzEncoder<bytes::buf::Writer<BytesMut>>) -> std::io::Result<()>,
-) -> Option<Bytes> {
+    write: impl FnOnce(&mut GzipHead) -> std::io::Result<()>,
+) -> Option<CachedBody> {
+    compress_holding(0, &mut buf, write)
+}
+
+fn compress_holding(
+    hold: usize,
+    buf: &mut BytesMut,
+    write: impl FnOnce(&mut GzipHead) -> std::io::Result<()>,
+) -> Option<CachedBody> {
     buf.clear();
-    let mut enc = GzEncoder::new(buf.writer(), flate2::Compression::fast());
-    write(&mut enc).ok()?;
-    enc.finish().ok().map(|w| w.into_inner().freeze())
+    buf.extend_from_slice(&GZIP_HEADER);
+    let mut head = GzipHead {
+        enc: flate2::write::DeflateEncoder::new(
+            std::mem::take(buf).writer(),
+            flate2::Compression::fast(),
+        ),
+        crc: crc32fast::Hasher::new(),
+        len: 0,
+        held: Vec::new(),
+        hold,
+    };
+    write(&mut head).ok()?;
+    if head.held.as_slice() != OPENMETRICS_EOF {
+        head.put_held(head.held.len()).ok()?;
+    }
+    head.enc.flush().ok()?;
+    // Taken before the encoder drops: its drop finishes a stream into what is left, nothing.
+    let out = std::mem::take(head.enc.get_mut().get_mut());
+    Some(CachedBody {
+        head: out.freeze(),
+        gzip: Some((head.crc, head.len)),
+    })
 }
 
 /// Renders into `buf` (emptied first). A gzip body is compressed piece by piece as it is
 /// rendered: a gzip scrape (Prometheus asks for one) never holds the whole plain text.
-fn render(state: &AppState, tick: &Tick, format: Format, gzip: bool, mut buf: BytesMut) -> Bytes {
+fn render(
+    state: &AppState,
+    tick: &Tick,
+    format: Format,
+    gzip: bool,
+    mut buf: BytesMut,
+) -> Option<CachedBody> {
     let mut opts = state.render.clone();
     let ns = state.last_scrape_ns.load(Ordering::Relaxed);
     opts.last_scrape_duration_s = (ns > 0).then(|| ns as f64 / 1e9);
+    let hold = match format {
+        Format::OpenMetrics => OPENMETRICS_EOF.len(),
+        Format::Text => 0,
+    };
     if gzip {
-        let compressed = compress(buf, |enc| {
+        return compress_holding(hold, &mut buf, |head| {
             let mut written = Ok(());
             prometheus::render_pieces(tick, &opts, format, RENDER_PIECE_BYTES, &mut |piece| {
                 if written.is_ok() {
-                    written = enc.write_all(piece.as_bytes());
+                    written = head.write(piece.as_bytes());
                 }
             });
             written
         });
-        // Writing to memory does not fail; should it, the plain text below is served.
-        if let Some(body) = compressed {
-            return body;
-        }
-        buf = BytesMut::new();
     }
     buf.clear();
     prometheus::render_pieces(tick, &opts, format, RENDER_PIECE_BYTES, &mut |piece| {
         buf.extend_from_slice(piece.as_bytes())
     });
-    buf.freeze()
+    if hold > 0 && buf.ends_with(OPENMETRICS_EOF) {
+        buf.truncate(buf.len() - hold);
+    }
+    Some(CachedBody {
+        head: buf.freeze(),
+        gzip: None,
+    })
+}
+
+/// What follows a cached head in one response: the age of the sample (computed now, as the
+/// body is cached per tick), then `# EOF` for OpenMetrics; deflated and closed with the gzip
+/// trailer for a gzip head.
+fn tail(body: &CachedBody, format: Format, age: Option<Duration>) -> Bytes {
+    let mut text = Vec::with_capacity(256);
+    if let Some(age) = age {
+        text.extend_from_slice(
+            b"# HELP cgscope_last_sample_age_seconds Time since the sampler last published a sample; /readyz fails past three intervals (at least 5 s).\n\
+              # TYPE cgscope_last_sample_age_seconds gauge\ncgscope_last_sample_age_seconds ",
+        );
+        text.extend_from_slice(ryu::Buffer::new().format(age.as_secs_f64()).as_bytes());
+        text.push(b'\n');
+    }
+    if format == Format::OpenMetrics {
+        text.extend_from_slice(OPENMETRICS_EOF);
+    }
+    let Some((crc, len)) = &body.gzip else {
+        return Bytes::from(text);
+    };
+    // A fresh deflate stream's blocks follow the head's sync-flushed ones: a decoder reads
+    // one stream, and no block of the tail refers back into the head.
+    let mut out = Vec::with_capacity(text.len() + 64);
+    let mut deflate = flate2::Compress::new(flate2::Compression::fast(), false);
+    let _ = deflate.compress_vec(&text, &mut out, flate2::FlushCompress::Finish);
+    let mut crc = crc.clone();
+    crc.update(&text);
+    out.extend_from_slice(&crc.finalize().to_le_bytes());
+    // ISIZE is the length modulo 2^32 (RFC 1952).
+    let total = len.wrapping_add(text.len() as u64) as u32;
+    out.extend_from_slice(&total.to_le_bytes());
+    Bytes::from(out)
+}
+
+/// A response body of a shared head and a per-request tail, with an exact length.
+struct HeadAndTail {
+    parts: [Option<Bytes>; 2],
+}
+
+impl http_body::Body for HeadAndTail {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let next = self.parts.iter_mut().find_map(Option::take);
+        std::task::Poll::Ready(next.map(|b| Ok(http_body::Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.parts.iter().all(Option::is_none)
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        let len = self.parts.iter().flatten().map(|b| b.len() as u64).sum();
+        http_body::SizeHint::with_exact(len)
+    }
 }
 
 async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -326,8 +494,16 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
     };
     let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let gzip = wants_gzip(&headers);
-    let body = body_for(&state, &tick, format, gzip);
-    let mut response = Response::new(Body::from(body));
+    let Some(body) = body_for(&state, &tick, format, gzip) else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot compress the exposition".into(),
+        );
+    };
+    let tail = tail(&body, format, state.handle.heartbeat.age());
+    let mut response = Response::new(Body::new(HeadAndTail {
+        parts: [Some(body.head), Some(tail)],
+    }));
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

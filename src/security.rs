@@ -566,6 +566,7 @@ mod tests {
         Handle {
             latest,
             history: Arc::new(RwLock::new(History::new(60_000, 10))),
+            heartbeat: crate::sampler::Heartbeat::new(std::time::Duration::from_secs(1)),
         }
     }
 
@@ -598,6 +599,7 @@ mod tests {
         Handle {
             latest,
             history: sampler.history(),
+            heartbeat: crate::sampler::Heartbeat::new(std::time::Duration::from_secs(1)),
         }
     }
 

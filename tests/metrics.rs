@@ -355,6 +355,7 @@ fn metrics_bodies_follow_each_tick_while_clients_still_hold_earlier_ones() {
         Handle {
             latest,
             history: Arc::new(RwLock::new(History::new(60_000, 10))),
+            heartbeat: cgscope::sampler::Heartbeat::new(std::time::Duration::from_secs(1)),
         },
         options(&[]),
         ProcessLister::open(&dir.join("cgroup"), &dir.join("proc")).unwrap(),

@@ -78,6 +78,7 @@ impl Server {
             Handle {
                 latest,
                 history: Arc::new(RwLock::new(History::new(60_000, 10))),
+                heartbeat: cgscope::sampler::Heartbeat::new(std::time::Duration::from_secs(1)),
             }
         })
     }

@@ -227,6 +227,7 @@ fn the_process_list_of_a_real_v1_cgroup_shows_its_sleep_and_busy_loop() {
         Handle {
             latest,
             history: sampler.history(),
+            heartbeat: cgscope::sampler::Heartbeat::new(std::time::Duration::from_secs(1)),
         },
         RenderOptions::default(),
         lister.clone(),

@@ -43,29 +43,28 @@ impl Drop for Killed {
     }
 }
 
-/// Waits for `child` to exit; a child still running after `limit` is killed and fails the
-/// test (a hang, not a measure of speed: the limit is tens of times what it needs).
-fn wait_or_fail(child: Child, limit: Duration, what: &str) -> Output {
-    let mut child = Killed(child);
+/// Waits for `child` to exit and collects its output; a child still running after `limit` is
+/// killed and fails the test (a hang, not a measure of speed: the limit is tens of times what
+/// it needs).
+fn wait_or_fail(child: &mut Child, limit: Duration, what: &str) -> Output {
+    use std::io::Read as _;
     let start = Instant::now();
-    while child.0.try_wait().unwrap().is_none() {
-        assert!(
-            start.elapsed() < limit,
-            "{what}: still running after {limit:?} (hung)"
-        );
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{what}: still running after {limit:?} (hung)");
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let Killed(inner) = &mut child;
     let mut out = Output {
-        status: inner.wait().unwrap(),
+        status: child.wait().unwrap(),
         stdout: Vec::new(),
         stderr: Vec::new(),
     };
-    use std::io::Read as _;
-    if let Some(mut s) = inner.stdout.take() {
+    if let Some(mut s) = child.stdout.take() {
         s.read_to_end(&mut out.stdout).unwrap();
     }
-    if let Some(mut s) = inner.stderr.take() {
+    if let Some(mut s) = child.stderr.take() {
         s.read_to_end(&mut out.stderr).unwrap();
     }
     out
@@ -99,17 +98,19 @@ fn endless_and_fifo_files_cost_one_field_each_and_are_counted() {
     endless(&container.join("memory.stat"));
     fifo(&memory.join("memory.stat"));
 
-    let child = Command::new("prlimit")
-        .arg(format!("--as={}", 1u64 << 30))
-        .arg("--")
-        .arg(env!("CARGO_BIN_EXE_cgscope"))
-        .arg("snapshot")
-        .args(root_args(dir.path()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = wait_or_fail(child, Duration::from_secs(60), "cgscope snapshot");
+    let mut child = Killed(
+        Command::new("prlimit")
+            .arg(format!("--as={}", 1u64 << 30))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_cgscope"))
+            .arg("snapshot")
+            .args(root_args(dir.path()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let out = wait_or_fail(&mut child.0, Duration::from_secs(60), "cgscope snapshot");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{}: {stderr}", out.status);
     let snap: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -130,4 +131,273 @@ fn endless_and_fifo_files_cost_one_field_each_and_are_counted() {
     }
     assert_eq!(snap["read_errors"]["memory"], 2, "{}", snap["read_errors"]);
     assert!(stderr.contains("not a regular file"), "{stderr}");
+}
+
+/// A plain HTTP/1.1 GET on a fresh connection: status and body (`Connection: close`).
+fn http_get(port: u16, target: &str, headers: &[(&str, &str)]) -> Option<(u16, Vec<u8>)> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let mut head =
+        format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let status = std::str::from_utf8(&raw[..end])
+        .ok()?
+        .split(' ')
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some((status, raw[end + 4..].to_vec()))
+}
+
+/// `cgscope serve` on loopback over `dir`'s fixture roots, no runtimes, sampling every 200 ms;
+/// its log goes to `dir/serve.log`.
+fn serve(dir: &Path, port: u16, extra: &[&str]) -> Killed {
+    let log = std::fs::File::create(dir.join("serve.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_cgscope"))
+        .arg("serve")
+        .args(root_args(dir))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--interval",
+            "200ms",
+        ])
+        .args(["--docker-socket", "", "--containerd-socket", ""])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Killed(child)
+}
+
+fn status(port: u16, target: &str) -> Option<u16> {
+    http_get(port, target, &[]).map(|(s, _)| s)
+}
+
+/// A FUSE filesystem mounted over one file whose server never answers the kernel's INIT:
+/// every open of the file waits forever, as under a dead network or FUSE mount. Dropping it
+/// (or [`HungFile::release`]) closes the device, which fails the waiting opens, then unmounts.
+struct HungFile {
+    file: PathBuf,
+    /// Holds `/dev/fuse` open (fd 3) and dies with the test (parent-death signal).
+    holder: Option<Child>,
+}
+
+impl HungFile {
+    fn mount(file: &Path) -> HungFile {
+        let script = format!(
+            "exec 3<>/dev/fuse && mount -t fuse -o fd=3,rootmode=100000,user_id=0,group_id=0 cgscope-hung '{}' && echo mounted && exec sleep 600",
+            file.display()
+        );
+        let mut holder = Command::new("setpriv")
+            .args(["--pdeathsig", "KILL", "--", "sh", "-c", &script])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        use std::io::BufRead as _;
+        std::io::BufReader::new(holder.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "mounted", "FUSE mount over {}", file.display());
+        HungFile {
+            file: file.to_path_buf(),
+            holder: Some(holder),
+        }
+    }
+
+    /// Ends the hang: the waiting opens fail (ENOTCONN) and the file is unmounted.
+    fn release(&mut self) {
+        if let Some(mut holder) = self.holder.take() {
+            let _ = holder.kill();
+            let _ = holder.wait();
+            let _ = Command::new("umount").arg("-l").arg(&self.file).status();
+        }
+    }
+}
+
+impl Drop for HungFile {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+fn fuse_available() -> bool {
+    crate::support::require(
+        crate::support::is_root() && Path::new("/dev/fuse").exists(),
+        "root and /dev/fuse (to mount a FUSE file that never answers)",
+    )
+}
+
+fn metric(body: &[u8], name: &str) -> Option<f64> {
+    String::from_utf8_lossy(body)
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// A sweep stuck in the kernel (the root cgroup's `cpuacct.usage`, read every sample, under a
+/// FUSE mount that never answers): `/readyz` turns 503 and `/metrics` still answers with the
+/// growing `cgscope_last_sample_age_seconds`; once the hang ends the sampler catches up and
+/// `/readyz` is 200 again; hung again, SIGTERM still ends the process.
+#[test]
+fn a_hung_sweep_fails_readyz_shows_its_age_and_cannot_stop_shutdown() {
+    if !fuse_available() {
+        return;
+    }
+    let dir = fixture_copy("v1-docker-host");
+    let probe = dir.path().join("cgroup/cpuacct/cpuacct.usage");
+    let port = crate::support::host::free_port();
+    let mut server = serve(dir.path(), port, &[]);
+    use crate::support::host::wait_for as wait;
+    wait("first sample", Duration::from_secs(30), || {
+        status(port, "/readyz") == Some(200)
+    });
+    let (code, body) = http_get(port, "/metrics", &[]).unwrap();
+    assert_eq!(code, 200);
+    let fresh = metric(&body, "cgscope_last_sample_age_seconds").expect("age gauge");
+    assert!(fresh < 5.0, "a ticking sampler is not stale: {fresh}");
+
+    let mut hung = HungFile::mount(&probe);
+    wait("/readyz to fail", Duration::from_secs(60), || {
+        status(port, "/readyz") == Some(503)
+    });
+    let (code, body) = http_get(port, "/readyz", &[]).unwrap();
+    assert_eq!(code, 503);
+    assert!(String::from_utf8_lossy(&body).contains("stuck"));
+    let (code, body) = http_get(port, "/metrics", &[("Accept-Encoding", "gzip")]).unwrap();
+    assert_eq!(code, 200, "the stale tick is still served");
+    let mut text = Vec::new();
+    use std::io::Read as _;
+    flate2::read::GzDecoder::new(&body[..])
+        .read_to_end(&mut text)
+        .unwrap();
+    let age = metric(&text, "cgscope_last_sample_age_seconds").expect("age gauge (gzip)");
+    assert!(age > 5.0, "stale after 5 s at a 200 ms interval: {age}");
+
+    hung.release();
+    wait("/readyz to recover", Duration::from_secs(60), || {
+        status(port, "/readyz") == Some(200)
+    });
+
+    let _hung = HungFile::mount(&probe);
+    wait("/readyz to fail again", Duration::from_secs(60), || {
+        status(port, "/readyz") == Some(503)
+    });
+    let pid = server.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = wait_or_fail(
+        &mut server.0,
+        Duration::from_secs(60),
+        "cgscope serve after SIGTERM with a hung sweep",
+    );
+    let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
+    assert!(out.status.success(), "{}: {log}", out.status);
+}
+
+/// Runs `cmd` with `input` on stdin; its stdout, or a panic with its stderr.
+fn pipe(cmd: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut child = Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Lines of an exposition but the two that change per request.
+fn steady_lines(text: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(text)
+        .lines()
+        .filter(|l| {
+            !l.starts_with("cgscope_last_sample_age_seconds ")
+                && !l.contains("cgscope_scrape_duration_seconds")
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The cached body plus a per-request tail is still one valid body of each kind: the gzip
+/// ones decode with the real `gzip` (which checks the trailer's CRC-32 and length) to the
+/// plain text, the age comes last (before `# EOF` in OpenMetrics), and promtool accepts it.
+#[test]
+fn every_metrics_body_ends_with_the_sample_age_and_stays_valid() {
+    let have_tools = Command::new("gzip").arg("--version").output().is_ok()
+        && Command::new("promtool").arg("--version").output().is_ok();
+    if !crate::support::require(have_tools, "gzip and promtool") {
+        return;
+    }
+    let dir = fixture_copy("v1-docker-host");
+    let port = crate::support::host::free_port();
+    let _server = serve(dir.path(), port, &[]);
+    crate::support::host::wait_for("first sample", Duration::from_secs(30), || {
+        status(port, "/readyz") == Some(200)
+    });
+    for openmetrics in [false, true] {
+        let accept = if openmetrics {
+            "application/openmetrics-text"
+        } else {
+            "text/plain"
+        };
+        // Twice each: the second answer of a tick comes from the cache.
+        for _ in 0..2 {
+            let (code, plain) = http_get(port, "/metrics", &[("Accept", accept)]).unwrap();
+            assert_eq!(code, 200);
+            let (code, zipped) = http_get(
+                port,
+                "/metrics",
+                &[("Accept", accept), ("Accept-Encoding", "gzip")],
+            )
+            .unwrap();
+            assert_eq!(code, 200);
+            let unzipped = pipe("gzip", &["-dc"], &zipped);
+            let mut lines = steady_lines(&unzipped);
+            // The two answers may straddle a tick: compare what a tick does not change.
+            lines.retain(|l| l.starts_with('#'));
+            let mut plain_lines = steady_lines(&plain);
+            plain_lines.retain(|l| l.starts_with('#'));
+            assert_eq!(lines, plain_lines, "openmetrics {openmetrics}");
+            for body in [&plain, &unzipped] {
+                let text = String::from_utf8_lossy(body);
+                let tail: Vec<&str> = text.lines().rev().take(3).collect();
+                let age_line = if openmetrics { tail[1] } else { tail[0] };
+                assert!(
+                    age_line.starts_with("cgscope_last_sample_age_seconds "),
+                    "{tail:?}"
+                );
+                if openmetrics {
+                    assert_eq!(tail[0], "# EOF");
+                    assert_eq!(text.matches("# EOF").count(), 1);
+                }
+            }
+            if !openmetrics {
+                pipe("promtool", &["check", "metrics"], &plain);
+            }
+        }
+    }
 }

@@ -58,7 +58,7 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::R
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -128,8 +128,16 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::R
             .context("server task failed")?
             .context("server failed")?;
         Ok(())
-    })
+    });
+    // Dropping the runtime would wait for every blocking task, and a sweep stuck in the
+    // kernel (a hung filesystem under the cgroup root) never returns: give it a grace, then
+    // exit, which ends that thread with the process.
+    rt.shutdown_timeout(SWEEP_SHUTDOWN_GRACE);
+    served
 }
+
+/// How long a shutdown waits for a sweep in progress.
+const SWEEP_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Resolves on SIGTERM (Kubernetes) or SIGINT (Ctrl-C).
 async fn shutdown_signal() {

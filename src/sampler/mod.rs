@@ -13,6 +13,7 @@ use filter::CgroupFilter;
 use history::History;
 use rates::Counters;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -29,11 +30,69 @@ pub struct SamplerConfig {
     pub filter: CgroupFilter,
 }
 
-/// The latest tick (`None` until the first one) and the shared history.
+/// The latest tick (`None` until the first one), the shared history, and when the tick was
+/// published.
 #[derive(Debug, Clone)]
 pub struct Handle {
     pub latest: watch::Receiver<Option<Arc<Tick>>>,
     pub history: Arc<RwLock<History>>,
+    pub heartbeat: Heartbeat,
+}
+
+/// When the sampler last published a tick, on the monotonic clock: the watchdog's input. A
+/// sweep stuck in the kernel (a hung filesystem under the cgroup root) publishes nothing, and
+/// only the growing age shows it; /metrics bodies are cached per tick, so the age is read
+/// per request from here.
+#[derive(Debug, Clone)]
+pub struct Heartbeat {
+    origin: Instant,
+    /// Milliseconds after `origin` of the last publication, plus one; 0 before the first.
+    published_ms: Arc<AtomicU64>,
+    interval: Duration,
+}
+
+impl Heartbeat {
+    /// Below this, a late tick is not stale whatever the interval: a sweep of a big node,
+    /// or a busy machine, may run late by a second or two without being stuck.
+    pub const MIN_STALE: Duration = Duration::from_secs(5);
+
+    /// A heartbeat that has not beaten, for a sampler ticking every `interval`.
+    pub fn new(interval: Duration) -> Self {
+        Heartbeat {
+            origin: Instant::now(),
+            published_ms: Arc::new(AtomicU64::new(0)),
+            interval,
+        }
+    }
+
+    /// Records a publication now.
+    pub fn beat(&self) {
+        let ms = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.published_ms.store(ms + 1, Ordering::Relaxed);
+    }
+
+    /// Time since the last publication; `None` before the first.
+    pub fn age(&self) -> Option<Duration> {
+        match self.published_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(
+                self.origin
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(ms - 1)),
+            ),
+        }
+    }
+
+    /// Older than this, the last tick is stale: three intervals, at least [`Self::MIN_STALE`].
+    pub fn stale_after(&self) -> Duration {
+        self.interval.saturating_mul(3).max(Self::MIN_STALE)
+    }
+
+    /// The last publication is older than [`Self::stale_after`] (never stale before the first:
+    /// that is "not ready yet", not "stuck").
+    pub fn is_stale(&self) -> bool {
+        self.age().is_some_and(|age| age > self.stale_after())
+    }
 }
 
 impl Handle {
@@ -168,9 +227,11 @@ impl Sampler {
     /// The loop ends when every receiver is dropped or `shutdown` resolves.
     pub fn spawn(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Handle {
         let (tx, rx) = watch::channel(None);
+        let heartbeat = Heartbeat::new(self.config.interval);
         let handle = Handle {
             latest: rx,
             history: self.history(),
+            heartbeat: heartbeat.clone(),
         };
         let interval = self.config.interval;
         tokio::spawn(async move {
@@ -193,6 +254,7 @@ impl Sampler {
                 match joined {
                     Ok((s, tick)) => {
                         sampler = Some(s);
+                        heartbeat.beat();
                         if tx.send(Some(Arc::new(tick))).is_err() {
                             break;
                         }
