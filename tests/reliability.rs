@@ -157,9 +157,10 @@ fn http_get(port: u16, target: &str, headers: &[(&str, &str)]) -> Option<(u16, V
     Some((status, raw[end + 4..].to_vec()))
 }
 
-/// `cgscope serve` on loopback over `dir`'s fixture roots, no runtimes, sampling every 200 ms;
-/// its log goes to `dir/serve.log`.
-fn serve(dir: &Path, port: u16, extra: &[&str]) -> Killed {
+/// `cgscope serve` on loopback over `dir`'s fixture roots, sampling every 200 ms, without
+/// Docker and with containerd at `containerd_socket` (empty: none); its log goes to
+/// `dir/serve.log`.
+fn serve(dir: &Path, port: u16, containerd_socket: &str) -> Killed {
     let log = std::fs::File::create(dir.join("serve.log")).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_cgscope"))
         .arg("serve")
@@ -170,8 +171,12 @@ fn serve(dir: &Path, port: u16, extra: &[&str]) -> Killed {
             "--interval",
             "200ms",
         ])
-        .args(["--docker-socket", "", "--containerd-socket", ""])
-        .args(extra)
+        .args([
+            "--docker-socket",
+            "",
+            "--containerd-socket",
+            containerd_socket,
+        ])
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -256,7 +261,7 @@ fn a_hung_sweep_fails_readyz_shows_its_age_and_cannot_stop_shutdown() {
     let dir = fixture_copy("v1-docker-host");
     let probe = dir.path().join("cgroup/cpuacct/cpuacct.usage");
     let port = crate::support::host::free_port();
-    let mut server = serve(dir.path(), port, &[]);
+    let mut server = serve(dir.path(), port, "");
     use crate::support::host::wait_for as wait;
     wait("first sample", Duration::from_secs(30), || {
         status(port, "/readyz") == Some(200)
@@ -354,7 +359,7 @@ fn every_metrics_body_ends_with_the_sample_age_and_stays_valid() {
     }
     let dir = fixture_copy("v1-docker-host");
     let port = crate::support::host::free_port();
-    let _server = serve(dir.path(), port, &[]);
+    let _server = serve(dir.path(), port, "");
     crate::support::host::wait_for("first sample", Duration::from_secs(30), || {
         status(port, "/readyz") == Some(200)
     });
@@ -400,4 +405,152 @@ fn every_metrics_body_ends_with_the_sample_age_and_stays_valid() {
             }
         }
     }
+}
+
+/// A unix-socket proxy to `target` that can be frozen: frozen, it still accepts connections
+/// but forwards nothing either way, as a containerd that hangs (a stopped process, a stuck
+/// lock) looks to its clients. Stops its threads when dropped.
+struct FreezableProxy {
+    path: PathBuf,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FreezableProxy {
+    fn start(path: &Path, target: &Path) -> FreezableProxy {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (f, s, target) = (frozen.clone(), stop.clone(), target.to_path_buf());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                let Ok(upstream) = std::os::unix::net::UnixStream::connect(&target) else {
+                    continue;
+                };
+                client.set_nonblocking(false).unwrap();
+                for (from, to) in [
+                    (client.try_clone().unwrap(), upstream.try_clone().unwrap()),
+                    (upstream, client),
+                ] {
+                    let (f, s) = (f.clone(), s.clone());
+                    std::thread::spawn(move || pump(from, to, &f, &s));
+                }
+            }
+        });
+        FreezableProxy {
+            path: path.to_path_buf(),
+            frozen,
+            stop,
+        }
+    }
+
+    fn freeze(&self, frozen: bool) {
+        self.frozen
+            .store(frozen, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Copies `from` to `to` except while `frozen`; ends at EOF, an error, or `stop`.
+fn pump(
+    mut from: std::os::unix::net::UnixStream,
+    mut to: std::os::unix::net::UnixStream,
+    frozen: &std::sync::atomic::AtomicBool,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    use std::io::{Read as _, Write as _};
+    use std::sync::atomic::Ordering;
+    from.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = vec![0u8; 64 << 10];
+    while !stop.load(Ordering::Relaxed) {
+        if frozen.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                // Read just before a freeze: held back until the thaw, like the rest.
+                while frozen.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
+}
+
+impl Drop for FreezableProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn containerd_connected(port: u16) -> Option<bool> {
+    let (code, body) = http_get(port, "/metrics", &[])?;
+    (code == 200).then_some(())?;
+    let v = metric(&body, "cgscope_runtime_connected{runtime=\"containerd\"}")?;
+    Some(v == 1.0)
+}
+
+/// containerd behind a proxy that freezes (accepts, never answers): within one call timeout
+/// and one ping `cgscope_runtime_connected{runtime="containerd"}` turns 0 (before: 1 for as
+/// long as the freeze lasted, and the next resync hung for good), and once thawed it is 1 again.
+#[test]
+fn a_frozen_containerd_reads_as_disconnected_and_recovers() {
+    let real = Path::new("/run/containerd/containerd.sock");
+    if !crate::support::require(
+        crate::support::host::ok(
+            "ctr",
+            &["--address", "/run/containerd/containerd.sock", "version"],
+        ),
+        "containerd answering on /run/containerd/containerd.sock",
+    ) {
+        return;
+    }
+    let dir = fixture_copy("v1-docker-host");
+    let proxy = FreezableProxy::start(&dir.path().join("containerd.sock"), real);
+    let port = crate::support::host::free_port();
+    let socket = proxy.path.display().to_string();
+    let log = dir.path().join("serve.log");
+    let _server = serve(dir.path(), port, &socket);
+    use crate::support::host::wait_for as wait;
+    let log_of = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait("containerd connected", Duration::from_secs(60), || {
+        containerd_connected(port) == Some(true)
+    });
+    proxy.freeze(true);
+    wait(
+        "containerd to read as disconnected",
+        Duration::from_secs(90),
+        || containerd_connected(port) == Some(false),
+    );
+    proxy.freeze(false);
+    wait(
+        "containerd connected again",
+        Duration::from_secs(90),
+        || containerd_connected(port) == Some(true),
+    );
+    assert!(
+        log_of().contains("no answer within") || log_of().contains("unavailable"),
+        "{}",
+        log_of()
+    );
 }

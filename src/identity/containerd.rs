@@ -1,6 +1,7 @@
 //! containerd client over its gRPC API: lists containers in every namespace (`k8s.io`,
 //! `moby`, `default`, ...) with labels, image and the cgroup path from the OCI spec, and
-//! follows the events service. Never reads cgroup files.
+//! follows the events service. Never reads cgroup files. Every call has a timeout and the
+//! connection is pinged, so a containerd that hangs reads as disconnected.
 
 use super::store::MetadataStore;
 use super::RuntimeError;
@@ -19,11 +20,32 @@ use std::path::Path;
 use std::time::Duration;
 
 const SOURCE: MetadataSource = MetadataSource::Containerd;
+/// Longest a call may take, as the Docker client's: a hung containerd fails the call, which
+/// marks it disconnected until a reconnect gets answers again.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// HTTP/2 pings on the connection while following events: a frozen containerd sends no events
+/// and no errors, and only an unanswered ping (within [`CALL_TIMEOUT`]) shows it.
+const PING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A connected containerd client that counts its calls in the store.
 pub struct ContainerdClient {
     channel: Channel,
     store: MetadataStore,
+}
+
+/// `call` bounded by [`CALL_TIMEOUT`].
+async fn timed<T>(
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, RuntimeError>>,
+) -> Result<T, RuntimeError> {
+    tokio::time::timeout(CALL_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(RuntimeError::Unreachable {
+                runtime: SOURCE,
+                detail: format!("{what}: no answer within {} s", CALL_TIMEOUT.as_secs()),
+            })
+        })
 }
 
 fn status(e: containerd_client::tonic::Status) -> RuntimeError {
@@ -34,15 +56,36 @@ fn status(e: containerd_client::tonic::Status) -> RuntimeError {
 }
 
 impl ContainerdClient {
-    /// Connects to the socket (the gRPC channel is lazy: the first call proves it).
+    /// Connects to the socket, with [`CALL_TIMEOUT`] and pings every [`PING_INTERVAL`] (as
+    /// `containerd_client::connect`, which sets neither).
     pub async fn connect(socket: &Path, store: &MetadataStore) -> Result<Self, RuntimeError> {
-        let channel =
-            containerd_client::connect(socket)
+        let unreachable =
+            |e: containerd_client::tonic::transport::Error| RuntimeError::Unreachable {
+                runtime: SOURCE,
+                detail: e.to_string(),
+            };
+        let path = socket.to_path_buf();
+        // The URI is not used: every connection is to the unix socket.
+        let endpoint = containerd_client::tonic::transport::Endpoint::from_static("http://[::]")
+            .connect_timeout(CALL_TIMEOUT)
+            .http2_keep_alive_interval(PING_INTERVAL)
+            .keep_alive_timeout(CALL_TIMEOUT)
+            .keep_alive_while_idle(true);
+        let connector = tower::service_fn(move |_| {
+            let path = path.clone();
+            async move {
+                tokio::net::UnixStream::connect(path)
+                    .await
+                    .map(hyper_util::rt::TokioIo::new)
+            }
+        });
+        let channel = timed("connect", async {
+            endpoint
+                .connect_with_connector(connector)
                 .await
-                .map_err(|e| RuntimeError::Unreachable {
-                    runtime: SOURCE,
-                    detail: e.to_string(),
-                })?;
+                .map_err(unreachable)
+        })
+        .await?;
         Ok(ContainerdClient {
             channel,
             store: store.clone(),
@@ -52,12 +95,15 @@ impl ContainerdClient {
     /// Lists all namespaces and their containers and replaces the store's containerd entries.
     pub async fn resync(&self) -> Result<usize, RuntimeError> {
         self.store.source(SOURCE).count_call();
-        let namespaces = NamespacesClient::new(self.channel.clone())
-            .list(ListNamespacesRequest::default())
-            .await
-            .map_err(status)?
-            .into_inner()
-            .namespaces;
+        let namespaces = timed("list namespaces", async {
+            NamespacesClient::new(self.channel.clone())
+                .list(ListNamespacesRequest::default())
+                .await
+                .map_err(status)
+        })
+        .await?
+        .into_inner()
+        .namespaces;
         let mut out = Vec::new();
         for ns in namespaces {
             // Namespace names are plain ASCII by containerd's rules; skip any that are not
@@ -68,12 +114,15 @@ impl ContainerdClient {
             let mut req = Request::new(ListContainersRequest::default());
             req.metadata_mut().insert("containerd-namespace", value);
             self.store.source(SOURCE).count_call();
-            let containers = ContainersClient::new(self.channel.clone())
-                .list(req)
-                .await
-                .map_err(status)?
-                .into_inner()
-                .containers;
+            let containers = timed("list containers", async {
+                ContainersClient::new(self.channel.clone())
+                    .list(req)
+                    .await
+                    .map_err(status)
+            })
+            .await?
+            .into_inner()
+            .containers;
             for c in containers {
                 let labels = c.labels.into_iter().collect();
                 let cgroup_path = c
@@ -119,7 +168,8 @@ impl ContainerdClient {
         let channel = self.channel.clone();
         let store = self.store.clone();
         // containerd sends the subscribe response headers only with the first event, so the
-        // call blocks until something happens: it must live in its own task.
+        // call blocks until something happens: it must live in its own task, and it has no
+        // timeout (pings on the connection catch a containerd that hangs meanwhile).
         let subscriber = tokio::spawn(async move {
             store.source(SOURCE).count_call();
             let req = SubscribeRequest {
