@@ -182,6 +182,12 @@ pub struct ServeArgs {
     /// How often the TLS and token files are checked for changes (and reloaded).
     #[arg(long, env = "CGSCOPE_CREDENTIALS_RELOAD_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub credentials_reload_interval: std::time::Duration,
+    /// Connections open at once; one more is closed as soon as it is accepted.
+    #[arg(long, env = "CGSCOPE_MAX_CONNECTIONS", default_value_t = crate::http::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// A response write that makes no progress for this long closes its connection.
+    #[arg(long, env = "CGSCOPE_WRITE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub write_timeout: std::time::Duration,
 }
 
 /// Flags of `cgscope top`.

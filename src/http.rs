@@ -103,9 +103,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Bounds against slow and oversized clients (slowloris, huge heads or bodies, stuck
-/// handlers). A slow *reader* of a response is not bounded (hyper has no write timeout);
-/// it holds one connection and a reference to the tick's shared body, nothing more.
+/// Bounds against slow, oversized and numerous clients (slowloris, huge heads or bodies, stuck
+/// handlers, readers that stop reading, connection floods).
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// A connection must deliver each request head (line and headers) within this, counted
@@ -122,7 +121,16 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// On shutdown, in-flight requests get this long to finish.
     pub shutdown_grace: Duration,
+    /// Connections open at once; one more is closed as soon as it is accepted.
+    pub max_connections: usize,
+    /// A response write that makes no progress for this long closes its connection (a client
+    /// that stopped reading would otherwise hold it, and its tick's body, for good).
+    pub write_timeout: Duration,
 }
+
+/// Default of `--max-connections`: far more than the few scrapers and browsers of a node, and
+/// half of the 512 descriptors the reader keeps free, so connections cannot take them all.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -133,6 +141,8 @@ impl Default for Limits {
             max_header_bytes: 16 << 10,
             max_body_bytes: 16 << 10,
             shutdown_grace: Duration::from_secs(10),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            write_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -200,11 +210,14 @@ pub async fn serve_secured(
         .http1()
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192));
+    let limited =
+        crate::connections::LimitAcceptor::new(limits.max_connections, limits.write_timeout);
     match tls {
-        None => server.serve(app).await,
+        None => server.acceptor(limited).serve(app).await,
         Some(config) => {
             let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
-                .handshake_timeout(limits.tls_handshake_timeout);
+                .handshake_timeout(limits.tls_handshake_timeout)
+                .acceptor(limited);
             server.acceptor(acceptor).serve(app).await
         }
     }

@@ -13,6 +13,7 @@
 pub mod cgroupfs;
 pub mod cli;
 pub mod commands;
+pub mod connections;
 pub mod export;
 pub mod files;
 pub mod http;

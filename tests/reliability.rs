@@ -160,7 +160,7 @@ fn http_get(port: u16, target: &str, headers: &[(&str, &str)]) -> Option<(u16, V
 /// `cgscope serve` on loopback over `dir`'s fixture roots, sampling every 200 ms, without
 /// Docker and with containerd at `containerd_socket` (empty: none); its log goes to
 /// `dir/serve.log`.
-fn serve(dir: &Path, port: u16, containerd_socket: &str) -> Killed {
+fn serve(dir: &Path, port: u16, containerd_socket: &str, extra: &[&str]) -> Killed {
     let log = std::fs::File::create(dir.join("serve.log")).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_cgscope"))
         .arg("serve")
@@ -177,6 +177,7 @@ fn serve(dir: &Path, port: u16, containerd_socket: &str) -> Killed {
             "--containerd-socket",
             containerd_socket,
         ])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -261,7 +262,7 @@ fn a_hung_sweep_fails_readyz_shows_its_age_and_cannot_stop_shutdown() {
     let dir = fixture_copy("v1-docker-host");
     let probe = dir.path().join("cgroup/cpuacct/cpuacct.usage");
     let port = crate::support::host::free_port();
-    let mut server = serve(dir.path(), port, "");
+    let mut server = serve(dir.path(), port, "", &[]);
     use crate::support::host::wait_for as wait;
     wait("first sample", Duration::from_secs(30), || {
         status(port, "/readyz") == Some(200)
@@ -359,7 +360,7 @@ fn every_metrics_body_ends_with_the_sample_age_and_stays_valid() {
     }
     let dir = fixture_copy("v1-docker-host");
     let port = crate::support::host::free_port();
-    let _server = serve(dir.path(), port, "");
+    let _server = serve(dir.path(), port, "", &[]);
     crate::support::host::wait_for("first sample", Duration::from_secs(30), || {
         status(port, "/readyz") == Some(200)
     });
@@ -530,7 +531,7 @@ fn a_frozen_containerd_reads_as_disconnected_and_recovers() {
     let port = crate::support::host::free_port();
     let socket = proxy.path.display().to_string();
     let log = dir.path().join("serve.log");
-    let _server = serve(dir.path(), port, &socket);
+    let _server = serve(dir.path(), port, &socket, &[]);
     use crate::support::host::wait_for as wait;
     let log_of = || std::fs::read_to_string(&log).unwrap_or_default();
     wait("containerd connected", Duration::from_secs(60), || {
@@ -553,4 +554,65 @@ fn a_frozen_containerd_reads_as_disconnected_and_recovers() {
         "{}",
         log_of()
     );
+}
+
+/// A client that asks for `/metrics` `n` times at once (HTTP/1.1 pipelining) and then reads
+/// nothing: once the socket buffers are full, the server's writes to it make no progress.
+fn stalled_client(port: u16, n: usize) -> std::net::TcpStream {
+    use std::io::Write as _;
+    let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    // The server reads requests only as it answers them; what does not fit waits.
+    let _ = (&s).write_all(request.repeat(n).as_bytes());
+    s
+}
+
+/// With `--max-connections 4`, four clients that never read hold every connection: a fifth
+/// is closed unanswered (before: no cap, it was served). Their writes stall, and the write
+/// timeout closes them (before: held for good), after which new clients are served again.
+#[test]
+fn clients_that_never_read_are_capped_and_timed_out() {
+    use std::io::Read as _;
+    let dir = fixture_copy("v1-docker-host");
+    let port = crate::support::host::free_port();
+    let _server = serve(
+        dir.path(),
+        port,
+        "",
+        &["--max-connections", "4", "--write-timeout", "2s"],
+    );
+    use crate::support::host::wait_for as wait;
+    wait("first sample", Duration::from_secs(30), || {
+        status(port, "/readyz") == Some(200)
+    });
+    let (_, body) = http_get(port, "/metrics", &[]).unwrap();
+    // Far more than the socket buffers of a loopback connection hold (a few MB).
+    let n = (64 << 20) / body.len().max(1);
+    let stalled: Vec<_> = (0..4).map(|_| stalled_client(port, n)).collect();
+    wait(
+        "a fifth connection to be refused",
+        Duration::from_secs(30),
+        || status(port, "/readyz").is_none(),
+    );
+    wait(
+        "the write timeout to close the stalled connections",
+        Duration::from_secs(60),
+        || status(port, "/readyz") == Some(200),
+    );
+    for mut s in stalled {
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => got += k,
+            }
+        }
+        assert!(
+            got < n * body.len() / 2,
+            "the server closed the connection long before its {n} answers: {got} bytes"
+        );
+    }
 }

@@ -18,6 +18,9 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::R
     if args.interval.is_zero() {
         anyhow::bail!("--interval must be greater than zero");
     }
+    if args.max_connections == 0 || args.write_timeout.is_zero() {
+        anyhow::bail!("--max-connections and --write-timeout must be greater than zero");
+    }
     if args.credentials_reload_interval.is_zero() {
         anyhow::bail!("--credentials-reload-interval must be greater than zero");
     }
@@ -114,7 +117,11 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::R
             state,
             auth,
             tls,
-            http::Limits::default(),
+            http::Limits {
+                max_connections: args.max_connections,
+                write_timeout: args.write_timeout,
+                ..http::Limits::default()
+            },
             async move {
                 let _ = http_stop.wait_for(|stop| *stop).await;
             },
