@@ -188,6 +188,11 @@ pub struct ServeArgs {
     /// A response write that makes no progress for this long closes its connection.
     #[arg(long, env = "CGSCOPE_WRITE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub write_timeout: std::time::Duration,
+    /// Host names a request's `Host` header may give besides IP addresses and `localhost`
+    /// (comma-separated; e.g. a Service's DNS name): any other is refused with 403, against
+    /// DNS rebinding.
+    #[arg(long, env = "CGSCOPE_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Flags of `cgscope top`.

@@ -6,14 +6,14 @@ use crate::export::prometheus::{self, Format, RenderOptions};
 use crate::model::Tick;
 use crate::process_list::ProcessLister;
 use crate::sampler::Handle;
-use crate::security::{self, Auth};
+use crate::security::{self, Auth, Authenticated};
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use bytes::{BufMut as _, Bytes, BytesMut};
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -193,7 +193,10 @@ pub async fn serve_secured(
     limits: Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router_with(state, auth, &limits).into_make_service();
+    // The peer address of each connection reaches the handlers (`?processes=true` is for
+    // loopback or authenticated clients only).
+    let app = router_with(state, auth, &limits)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
     let grace = limits.shutdown_grace;
@@ -558,9 +561,14 @@ async fn containers(
     let Some(tick) = state.handle.tick() else {
         return not_ready();
     };
+    let allowlist = &state.render.label_allowlist;
     let views: Vec<_> = (0..tick.snapshot.cgroups.len())
         .filter_map(|i| api::cgroup_view(&tick, i))
         .filter(|v| api::matches(v, &query))
+        .map(|mut v| {
+            v.only_labels(allowlist);
+            v
+        })
         .collect();
     Json(views).into_response()
 }
@@ -574,8 +582,22 @@ struct DetailQuery {
     processes: bool,
 }
 
+/// Whether a client may read process command lines (`?processes=true`): they hold what
+/// programs were started with, tokens and passwords included, of every process of a cgroup
+/// (of the node, for the root cgroup with `hostPID`). Only a client that authenticated, or
+/// one on this machine (loopback), may; a request with no peer address (the router called
+/// in-process) is not trusted.
+fn may_read_command_lines(
+    peer: Option<&ConnectInfo<std::net::SocketAddr>>,
+    authenticated: bool,
+) -> bool {
+    authenticated || peer.is_some_and(|ConnectInfo(addr)| addr.ip().is_loopback())
+}
+
 async fn container(
     State(state): State<Arc<AppState>>,
+    peer: Option<Extension<ConnectInfo<std::net::SocketAddr>>>,
+    authenticated: Option<Extension<Authenticated>>,
     key: Result<Path<String>, PathRejection>,
     query: Result<Query<DetailQuery>, QueryRejection>,
 ) -> Response {
@@ -588,6 +610,14 @@ async fn container(
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
+    if query.processes && !may_read_command_lines(peer.as_deref(), authenticated.is_some()) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "processes=true is served only to loopback clients, or with auth on to \
+             authenticated ones"
+                .into(),
+        );
+    }
     let Some(tick) = state.handle.tick() else {
         return not_ready();
     };
@@ -605,6 +635,7 @@ async fn container(
             format!("no container, pod or cgroup {key:?}"),
         );
     };
+    view.only_labels(&state.render.label_allowlist);
     if query.processes {
         // Many small /proc reads: off the async workers.
         let path = tick.snapshot.cgroups[i].path.clone();
@@ -644,8 +675,13 @@ async fn cgroups(State(state): State<Arc<AppState>>) -> Response {
     let Some(tick) = state.handle.tick() else {
         return not_ready();
     };
+    let allowlist = &state.render.label_allowlist;
     let views: Vec<_> = (0..tick.snapshot.cgroups.len())
         .filter_map(|i| api::cgroup_view(&tick, i))
+        .map(|mut v| {
+            v.only_labels(allowlist);
+            v
+        })
         .collect();
     Json(views).into_response()
 }

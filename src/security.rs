@@ -55,6 +55,9 @@ pub enum SecurityError {
 pub struct SecurityOptions {
     pub tls: Option<TlsFiles>,
     pub bearer_token_file: Option<PathBuf>,
+    /// `--allowed-hosts`: names a request's `Host` may give besides IP addresses and
+    /// `localhost`.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// PEM files of the TLS server: certificate chain, private key, and the optional CA that
@@ -169,14 +172,23 @@ pub struct Auth {
     tokens: Option<RwLock<Arc<Tokens>>>,
     /// A client certificate verified against `--client-ca` authenticates its connection.
     client_certs: bool,
+    /// Host names (lowercase, no port) a request's `Host` may give besides IP addresses and
+    /// `localhost`.
+    allowed_hosts: Vec<String>,
 }
 
+/// Marks a request whose credentials were verified (auth is on): the routes give such a
+/// client what they give only to trusted ones (process command lines).
+#[derive(Debug, Clone, Copy)]
+pub struct Authenticated;
+
 impl Auth {
-    /// No authentication: every route is open.
+    /// No authentication: every route is open (to hosts named by IP or `localhost`).
     pub fn open() -> Self {
         Auth {
             tokens: None,
             client_certs: false,
+            allowed_hosts: Vec::new(),
         }
     }
 
@@ -186,7 +198,18 @@ impl Auth {
         Auth {
             tokens: tokens.map(|t| RwLock::new(Arc::new(t))),
             client_certs,
+            allowed_hosts: Vec::new(),
         }
+    }
+
+    /// Also admits requests whose `Host` names one of `hosts` (see [`host_allowed`]).
+    pub fn with_allowed_hosts(mut self, hosts: &[String]) -> Self {
+        self.allowed_hosts = hosts
+            .iter()
+            .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect();
+        self
     }
 
     /// True when some routes need credentials.
@@ -246,14 +269,59 @@ impl Auth {
     }
 }
 
-/// axum middleware (`from_fn_with_state`): 401 on every route but [`OPEN_PATHS`] without
-/// valid credentials. Unknown paths are protected too, so nothing leaks unauthenticated.
-pub async fn require_auth(State(auth): State<Arc<Auth>>, request: Request, next: Next) -> Response {
-    let tls = request.extensions().get::<Arc<TlsInfo>>().map(|t| &**t);
-    if OPEN_PATHS.contains(&request.uri().path()) || auth.authenticates(request.headers(), tls) {
+/// axum middleware (`from_fn_with_state`): on every route but [`OPEN_PATHS`], 403 when the
+/// `Host` header names a host that is not allowed ([`host_allowed`]), then 401 without valid
+/// credentials. Unknown paths are protected too, so nothing leaks unauthenticated. A request
+/// whose credentials were checked carries [`Authenticated`].
+pub async fn require_auth(
+    State(auth): State<Arc<Auth>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if OPEN_PATHS.contains(&request.uri().path()) {
         return next.run(request).await;
     }
-    auth.unauthorized()
+    let host = request.headers().get(header::HOST).map(HeaderValue::to_str);
+    if let Some(host) = host {
+        if !host.is_ok_and(|h| host_allowed(h, &auth.allowed_hosts)) {
+            return (
+                StatusCode::FORBIDDEN,
+                Json(ErrorView {
+                    error: "the Host header names a host that is not allowed: use an IP \
+                            address or localhost, or add the name to --allowed-hosts"
+                        .into(),
+                }),
+            )
+                .into_response();
+        }
+    }
+    let tls = request.extensions().get::<Arc<TlsInfo>>().map(|t| &**t);
+    if !auth.authenticates(request.headers(), tls) {
+        return auth.unauthorized();
+    }
+    if auth.enabled() {
+        request.extensions_mut().insert(Authenticated);
+    }
+    next.run(request).await
+}
+
+/// Whether a `Host` header (`name`, `name:port`, `[v6]:port`) may reach the routes: an IP
+/// address (how Prometheus and the kubelet address a pod), `localhost` or a name under it, or
+/// one of `allowed` (lowercase). Any other name is what a DNS rebinding attack looks like: a
+/// page of `evil.example` whose name now resolves to this node reads the API as same-origin,
+/// with the browser still sending `Host: evil.example`.
+pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest
+            .split_once(']')
+            .is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok());
+    }
+    let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name == "localhost"
+        || name.ends_with(".localhost")
+        || allowed.contains(&name)
 }
 
 fn read_file(what: &'static str, path: &Path) -> Result<Vec<u8>, SecurityError> {
@@ -414,7 +482,9 @@ impl Security {
         };
         let client_certs = options.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
         Ok(Security {
-            auth: Arc::new(Auth::new(tokens, client_certs)),
+            auth: Arc::new(
+                Auth::new(tokens, client_certs).with_allowed_hosts(&options.allowed_hosts),
+            ),
             tls,
             token_file: options.bearer_token_file.clone(),
             tls_stamps,
@@ -944,6 +1014,7 @@ mod tests {
         let rogue = new_ca("rogue CA");
         let (rogue_cert, rogue_key, _) = leaf(&rogue, "intruder", false);
         let security = Security::load(&SecurityOptions {
+            allowed_hosts: Vec::new(),
             tls: Some(TlsFiles {
                 cert: write(dir.path(), "cert.pem", &cert),
                 key: write(dir.path(), "key.pem", &key),
@@ -1011,6 +1082,7 @@ mod tests {
         let key_path = write(dir.path(), "tls.key", &key1);
         let token_path = write(dir.path(), "tokens", "old-token\n");
         let security = Security::load(&SecurityOptions {
+            allowed_hosts: Vec::new(),
             tls: Some(TlsFiles {
                 cert: cert_path.clone(),
                 key: key_path.clone(),
@@ -1081,7 +1153,7 @@ mod tests {
         let addr = server.addr;
 
         // Slowloris: a request line and then nothing; and a connection that never speaks.
-        for partial in [&b"GET /metrics HTTP/1.1\r\nHost: x\r\n"[..], b""] {
+        for partial in [&b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n"[..], b""] {
             let (_, took) = raw(addr, partial, Duration::from_secs(10));
             assert!(
                 took < Duration::from_secs(5),
@@ -1092,7 +1164,7 @@ mod tests {
         let mut sock = TcpStream::connect(addr).unwrap();
         sock.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
-        sock.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
             .unwrap();
         let start = std::time::Instant::now();
         let mut out = Vec::new();
@@ -1106,7 +1178,7 @@ mod tests {
 
         // Oversized head: 431.
         let big = format!(
-            "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+            "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
             "a".repeat(64 << 10)
         );
         let (text, _) = raw(addr, big.as_bytes(), Duration::from_secs(10));
@@ -1114,14 +1186,14 @@ mod tests {
         // Oversized body (declared): 413 before anything is read.
         let (text, _) = raw(
             addr,
-            b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\nConnection: close\r\n\r\n",
+            b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10000000\r\nConnection: close\r\n\r\n",
             Duration::from_secs(10),
         );
         assert!(text.starts_with("HTTP/1.1 413"), "{text:.80}");
         // A normal request still works.
         let (text, _) = raw(
             addr,
-            b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
             Duration::from_secs(10),
         );
         assert!(text.starts_with("HTTP/1.1 200"), "{text:.80}");

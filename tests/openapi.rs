@@ -180,7 +180,12 @@ impl Reply {
 fn request(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)]) -> Reply {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    // A test may give its own Host (to be refused); otherwise the address, as curl does.
+    let own_host = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host"));
+    let mut head = format!("{method} {target} HTTP/1.1\r\nConnection: close\r\n");
+    if !own_host {
+        head.push_str(&format!("Host: {addr}\r\n"));
+    }
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -522,6 +527,21 @@ fn every_answer_of_the_live_server_matches_the_openapi_document() {
             &get(a, &format!("{CONTAINERS}/{target}")),
             400,
         );
+    }
+
+    // A Host that is neither an IP address nor localhost (DNS rebinding): 403 on every
+    // documented route but the probes.
+    let burner_path = format!("{CONTAINERS}/fx-burner");
+    for (template, target) in [
+        (MACHINE, MACHINE),
+        (CONTAINERS, CONTAINERS),
+        (CONTAINER, burner_path.as_str()),
+        (CGROUPS, CGROUPS),
+        ("/metrics", "/metrics"),
+        ("/api/v1/openapi.json", "/api/v1/openapi.json"),
+    ] {
+        let reply = request(a, "GET", target, &[("Host", "rebind.example")]);
+        expect(&mut doc, template, &reply, 403);
     }
 
     // Probes and /metrics: text bodies, both exposition formats, gzip.

@@ -157,32 +157,32 @@ fn http_get(port: u16, target: &str, headers: &[(&str, &str)]) -> Option<(u16, V
     Some((status, raw[end + 4..].to_vec()))
 }
 
-/// `cgscope serve` on loopback over `dir`'s fixture roots, sampling every 200 ms, without
-/// Docker and with containerd at `containerd_socket` (empty: none); its log goes to
-/// `dir/serve.log`.
-fn serve(dir: &Path, port: u16, containerd_socket: &str, extra: &[&str]) -> Killed {
+/// `cgscope serve` on loopback over `dir`'s fixture roots; see [`serve_on`].
+fn serve(dir: &Path, port: u16, extra: &[&str]) -> Killed {
+    serve_on(dir, &format!("127.0.0.1:{port}"), extra)
+}
+
+/// `cgscope serve --listen <listen>` over `dir`'s fixture roots, sampling every 200 ms,
+/// without Docker and, unless `extra` gives `--containerd-socket`, without containerd; its
+/// log goes to `dir/serve.log`.
+fn serve_on(dir: &Path, listen: &str, extra: &[&str]) -> Killed {
     let log = std::fs::File::create(dir.join("serve.log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_cgscope"))
-        .arg("serve")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cgscope"));
+    cmd.arg("serve")
         .args(root_args(dir))
         .args([
             "--listen",
-            &format!("127.0.0.1:{port}"),
+            listen,
             "--interval",
             "200ms",
-        ])
-        .args([
             "--docker-socket",
             "",
-            "--containerd-socket",
-            containerd_socket,
         ])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    Killed(child)
+        .args(extra);
+    if !extra.contains(&"--containerd-socket") {
+        cmd.args(["--containerd-socket", ""]);
+    }
+    Killed(cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap())
 }
 
 fn status(port: u16, target: &str) -> Option<u16> {
@@ -262,7 +262,7 @@ fn a_hung_sweep_fails_readyz_shows_its_age_and_cannot_stop_shutdown() {
     let dir = fixture_copy("v1-docker-host");
     let probe = dir.path().join("cgroup/cpuacct/cpuacct.usage");
     let port = crate::support::host::free_port();
-    let mut server = serve(dir.path(), port, "", &[]);
+    let mut server = serve(dir.path(), port, &[]);
     use crate::support::host::wait_for as wait;
     wait("first sample", Duration::from_secs(30), || {
         status(port, "/readyz") == Some(200)
@@ -360,7 +360,7 @@ fn every_metrics_body_ends_with_the_sample_age_and_stays_valid() {
     }
     let dir = fixture_copy("v1-docker-host");
     let port = crate::support::host::free_port();
-    let _server = serve(dir.path(), port, "", &[]);
+    let _server = serve(dir.path(), port, &[]);
     crate::support::host::wait_for("first sample", Duration::from_secs(30), || {
         status(port, "/readyz") == Some(200)
     });
@@ -531,7 +531,7 @@ fn a_frozen_containerd_reads_as_disconnected_and_recovers() {
     let port = crate::support::host::free_port();
     let socket = proxy.path.display().to_string();
     let log = dir.path().join("serve.log");
-    let _server = serve(dir.path(), port, &socket, &[]);
+    let _server = serve(dir.path(), port, &["--containerd-socket", &socket]);
     use crate::support::host::wait_for as wait;
     let log_of = || std::fs::read_to_string(&log).unwrap_or_default();
     wait("containerd connected", Duration::from_secs(60), || {
@@ -579,7 +579,6 @@ fn clients_that_never_read_are_capped_and_timed_out() {
     let _server = serve(
         dir.path(),
         port,
-        "",
         &["--max-connections", "4", "--write-timeout", "2s"],
     );
     use crate::support::host::wait_for as wait;
@@ -615,4 +614,117 @@ fn clients_that_never_read_are_capped_and_timed_out() {
             "the server closed the connection long before its {n} answers: {got} bytes"
         );
     }
+}
+
+/// `curl` of `url` (optionally from `source`): the status and body.
+fn curl(url: &str, source: Option<&str>, host: Option<&str>) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-m", "30", "-w", "\n%{http_code}"]);
+    if let Some(source) = source {
+        cmd.args(["--interface", source]);
+    }
+    if let Some(host) = host {
+        cmd.args(["-H", &format!("Host: {host}")]);
+    }
+    let out = cmd.arg(url).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+/// The first non-loopback IPv4 address of this machine (traffic to it stays on this machine).
+fn own_address() -> Option<String> {
+    let out = Command::new("hostname").arg("-I").output().ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|a| {
+            a.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| !ip.is_loopback())
+        })
+        .map(str::to_owned)
+}
+
+/// With `--label-allowlist io.kubernetes.pod.name`, the JSON API shows that label only (a
+/// `secret.password` label was readable by anyone before); a `Host` that is neither an IP
+/// nor `localhost` gets 403 (DNS rebinding), IP:port and localhost get through; and
+/// `?processes=true` answers a client on this machine's own non-loopback address with 403
+/// and a loopback one with the list. The server listens on that address only: nothing here
+/// leaves the machine.
+#[test]
+fn the_api_keeps_labels_command_lines_and_foreign_hosts_out() {
+    let Some(ip) = own_address() else {
+        crate::support::require(false, "a non-loopback IPv4 address on this machine");
+        return;
+    };
+    if !crate::support::require(crate::support::host::ok("curl", &["--version"]), "curl") {
+        return;
+    }
+    let dir = fixture_copy("v1-docker-host");
+    let replay = dir.path().join("runtime.json");
+    let mut recorded: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&replay).unwrap()).unwrap();
+    for entry in recorded.as_array_mut().unwrap() {
+        entry["container"]["labels"]["secret.password"] = "hunter2".into();
+    }
+    std::fs::write(&replay, recorded.to_string()).unwrap();
+    let port = crate::support::host::free_port();
+    let _server = serve_on(
+        dir.path(),
+        &format!("{ip}:{port}"),
+        &[
+            "--runtime-replay",
+            &replay.display().to_string(),
+            "--label-allowlist",
+            "io.kubernetes.pod.name",
+        ],
+    );
+    let base = format!("http://{ip}:{port}");
+    crate::support::host::wait_for("first sample", Duration::from_secs(30), || {
+        curl(&format!("{base}/readyz"), None, None).0 == 200
+    });
+
+    for route in [
+        "/api/v1/containers",
+        "/api/v1/cgroups",
+        "/api/v1/containers/nginx",
+    ] {
+        let (code, body) = curl(&format!("{base}{route}"), None, None);
+        assert_eq!(code, 200, "{route}: {body}");
+        assert!(!body.contains("hunter2"), "{route}: {body}");
+        assert!(!body.contains("io.kubernetes.pod.uid"), "{route}: {body}");
+    }
+    let (_, nginx) = curl(&format!("{base}/api/v1/containers/nginx"), None, None);
+    let nginx: serde_json::Value = serde_json::from_str(&nginx).unwrap();
+    assert_eq!(
+        nginx["labels"],
+        serde_json::json!({"io.kubernetes.pod.name": "web-0"})
+    );
+
+    let machine = format!("{base}/api/v1/machine");
+    for host in [
+        format!("{ip}:{port}"),
+        format!("localhost:{port}"),
+        "127.0.0.1".to_owned(),
+        format!("[::1]:{port}"),
+    ] {
+        assert_eq!(curl(&machine, None, Some(&host)).0, 200, "Host: {host}");
+    }
+    for host in [
+        format!("rebind.example:{port}"),
+        "rebind.example".to_owned(),
+    ] {
+        let (code, body) = curl(&machine, None, Some(&host));
+        assert_eq!(code, 403, "Host: {host}: {body}");
+        assert!(body.contains("--allowed-hosts"), "{body}");
+        let (code, _) = curl(&format!("{base}/readyz"), None, Some(&host));
+        assert_eq!(code, 200, "probes stay open: Host: {host}");
+    }
+
+    let processes = format!("{base}/api/v1/containers/nginx?processes=true");
+    let (code, body) = curl(&processes, None, None);
+    assert_eq!(code, 403, "from {ip}: {body}");
+    let (code, body) = curl(&processes, Some("127.0.0.1"), None);
+    assert_eq!(code, 200, "from loopback: {body}");
+    let view: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(view.get("processes").is_some(), "{view}");
 }

@@ -36,6 +36,7 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::R
                 client_ca: args.client_ca.clone(),
             }),
         bearer_token_file: args.bearer_token_file.clone(),
+        allowed_hosts: args.allowed_hosts.clone(),
     })
     .context("cannot set up endpoint security")?;
     if args.bearer_token_file.is_some() && args.tls_cert.is_none() {

@@ -32,7 +32,7 @@ pub struct CgroupView<'a> {
     pub id: Option<&'a str>,
     pub name: Option<&'a str>,
     pub image: Option<&'a str>,
-    pub labels: Option<&'a BTreeMap<String, String>>,
+    pub labels: Option<Labels<'a>>,
     pub kubernetes: Option<&'a KubernetesNames>,
     pub pod_uid: Option<&'a str>,
     pub qos: Option<&'static str>,
@@ -50,7 +50,34 @@ pub struct CgroupView<'a> {
     pub processes: Option<Option<ProcessList>>,
 }
 
-/// Builds the view of cgroup `i` of a tick.
+/// A container's runtime labels as a view shows them: every one, or with an allowlist only
+/// the keys it names. Labels often carry what is not meant for every reader (a label
+/// `secret.password` was seen in the wild), so the server applies `--label-allowlist`, the
+/// list /metrics exports, to the API as well.
+#[derive(Debug, Clone, Copy)]
+pub struct Labels<'a> {
+    all: &'a BTreeMap<String, String>,
+    allow: Option<&'a [String]>,
+}
+
+impl Serialize for Labels<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let allowed = |key: &String| self.allow.is_none_or(|keys| keys.contains(key));
+        serializer.collect_map(self.all.iter().filter(|(k, _)| allowed(k)))
+    }
+}
+
+impl<'a> CgroupView<'a> {
+    /// Shows only the labels whose keys `allowlist` names (none for an empty list).
+    pub fn only_labels(&mut self, allowlist: &'a [String]) {
+        if let Some(labels) = self.labels.as_mut() {
+            labels.allow = Some(allowlist);
+        }
+    }
+}
+
+/// Builds the view of cgroup `i` of a tick, with every label ([`CgroupView::only_labels`]
+/// narrows them).
 pub fn cgroup_view(tick: &Tick, i: usize) -> Option<CgroupView<'_>> {
     let s = tick.snapshot.cgroups.get(i)?;
     let identity = s.identity.as_ref();
@@ -76,7 +103,10 @@ pub fn cgroup_view(tick: &Tick, i: usize) -> Option<CgroupView<'_>> {
                 .and_then(|p| p.pod.as_deref())
         }),
         image: meta.and_then(|m| m.image.as_deref()),
-        labels: meta.map(|m| &m.labels),
+        labels: meta.map(|m| Labels {
+            all: &m.labels,
+            allow: None,
+        }),
         kubernetes: meta
             .and_then(|m| m.kubernetes.as_ref())
             .or_else(|| identity.and_then(|i| i.pod_names.as_ref())),

@@ -66,7 +66,7 @@ for _ in range(n):
     s = socket.create_connection(("127.0.0.1", port))
     s.settimeout(2)
     try:
-        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * reqs)
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * reqs)
     except OSError:
         pass
     socks.append(s)

@@ -1062,6 +1062,18 @@ function containerDetail(main, key) {
   const netRates = counterRates();
   const procCpu = processCpu();
   let seen = false;
+  // Process command lines are served only to loopback or authenticated clients (403 to
+  // others): the rest of the page does without them.
+  let processesForbidden = false;
+  const detailPath = `/api/v1/containers/${enc(key)}?history=true`;
+  const detail = () =>
+    processesForbidden
+      ? api(detailPath)
+      : api(`${detailPath}&processes=true`).catch((e) => {
+          if (e.status !== 403) throw e;
+          processesForbidden = true;
+          return api(detailPath);
+        });
 
   return {
     failed(e) {
@@ -1075,7 +1087,7 @@ function containerDetail(main, key) {
     async refresh() {
       const [, c] = await Promise.all([
         machine(),
-        api(`/api/v1/containers/${enc(key)}?history=true&processes=true`),
+        detail(),
       ]);
       // The server reads /proc while it answers: the arrival time is the reading's time.
       const tArrived = performance.now();
@@ -1400,7 +1412,12 @@ function containerDetail(main, key) {
       );
 
       procs.replaceChildren(
-        processCard(c.processes, c.processes ? procCpu(tArrived, c.processes.processes) : new Map()) ?? "",
+        (processesForbidden
+          ? section(
+              "Processes",
+              el("p.muted", {}, "Shown only to clients on this machine (loopback) or authenticated ones."),
+            )
+          : processCard(c.processes, c.processes ? procCpu(tArrived, c.processes.processes) : new Map())) ?? "",
       );
 
       // A pod lists its containers.
