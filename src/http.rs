@@ -517,6 +517,8 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
         );
     };
     let tail = tail(&body, format, state.handle.heartbeat.age());
+    // What was cached decides: a gzip request may get the plain text should compression fail.
+    let zipped = body.gzip.is_some();
     let mut response = Response::new(Body::new(HeadAndTail {
         parts: [Some(body.head), Some(tail)],
     }));
@@ -525,7 +527,7 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
         header::CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),
     );
-    if gzip {
+    if zipped {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     h.insert(

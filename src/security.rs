@@ -1198,4 +1198,32 @@ mod tests {
         );
         assert!(text.starts_with("HTTP/1.1 200"), "{text:.80}");
     }
+
+    #[test]
+    fn hosts_by_ip_and_localhost_pass_and_other_names_do_not() {
+        let allowed = vec!["cgscope.monitoring.svc".to_owned()];
+        for host in [
+            "10.1.2.3:8080",
+            "10.1.2.3",
+            "[::1]:8080",
+            "[fd00::2]",
+            "localhost:8080",
+            "LocalHost.",
+            "app.localhost:8080",
+            "cgscope.monitoring.svc:8080",
+        ] {
+            assert!(host_allowed(host, &allowed), "{host}");
+        }
+        for host in [
+            "evil.example:8080",
+            "evil.example",
+            "10.1.2.3.evil.example",
+            "localhost.evil.example",
+            "[not-an-ip]:8080",
+            "cgscope.monitoring.svc.evil.example",
+            "",
+        ] {
+            assert!(!host_allowed(host, &allowed), "{host}");
+        }
+    }
 }
