@@ -148,25 +148,13 @@ impl FileReader {
     }
 
     /// Reads into the buffer; the length read, or `None` when the file vanished meanwhile.
-    /// Anything but a regular file, and a file longer than [`MAX_FILE_BYTES`], is an error.
+    /// A file longer than [`MAX_FILE_BYTES`] is an error, and so is anything but a regular
+    /// file that reads as empty, long, or not at all ([`refuse_unless_regular`]).
     fn read_to_end(&mut self, mut file: File) -> io::Result<Option<usize>> {
-        // cgroupfs, procfs and captured trees hold regular files only. A FIFO, socket or
-        // device in their place (`/dev/zero` never ends) is refused before the first read.
-        match rustix::fs::fstat(&file) {
-            Ok(st) => {
-                let kind = FileType::from_raw_mode(st.st_mode);
-                if !kind.is_file() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!("not a regular file ({kind:?})"),
-                    ));
-                }
-            }
-            Err(errno) => return Err(io::Error::from(errno)),
-        }
         // `buf` stays fully initialised at its current length; only `filled` moves, so a
         // read costs no memset and no allocation once the buffer has grown to fit.
         let mut filled = 0;
+        let mut checked = false;
         loop {
             if filled == self.buf.len() {
                 if filled > MAX_FILE_BYTES {
@@ -183,16 +171,29 @@ impl FileReader {
                 self.buf.resize(grown, 0);
             }
             match file.read(&mut self.buf[filled..]) {
-                Ok(0) => break,
+                Ok(0) => {
+                    if filled == 0 {
+                        refuse_unless_regular(&file)?;
+                    }
+                    break;
+                }
                 Ok(n) => {
                     filled += n;
                     if filled < SHORT_READ_ENDS_FILE {
                         break;
                     }
+                    if !checked {
+                        refuse_unless_regular(&file)?;
+                        checked = true;
+                    }
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) if is_absent(&err) => return Ok(None),
-                Err(err) => return Err(err),
+                Err(err) => {
+                    // EAGAIN: a FIFO or device with nothing to say (the open is O_NONBLOCK).
+                    refuse_unless_regular(&file)?;
+                    return Err(err);
+                }
             }
         }
         Ok(Some(filled))
@@ -227,6 +228,24 @@ const OPEN_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::CLOEXEC)
     .union(OFlags::NOCTTY)
     .union(OFlags::NONBLOCK);
+
+/// cgroupfs, procfs and captured trees hold regular files only; a FIFO, socket or device in a
+/// file's place is an error. Checked (one `fstat`) only when a read is empty, long or fails:
+/// a check on every file made a sweep 15% slower (`cargo bench --bench sweep`), and a short first
+/// read ends the file without it. What goes unchecked is harmless: a FIFO whose writer wrote
+/// a few bytes gives them like a garbled file would, and can neither block (`O_NONBLOCK`) nor
+/// go on (a short first read ends the file; a long one is checked).
+fn refuse_unless_regular(file: &File) -> io::Result<()> {
+    let kind = FileType::from_raw_mode(rustix::fs::fstat(file)?.st_mode);
+    if kind.is_file() {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("not a regular file ({kind:?})"),
+        ))
+    }
+}
 
 /// A first read shorter than this ends the file, saving the read that would return 0 (a
 /// third of the syscalls of a sweep). Sound for what we read: a regular file reads short only
