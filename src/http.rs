@@ -462,11 +462,16 @@ fn tail(body: &CachedBody, format: Format, age: Option<Duration>) -> Bytes {
     let Some((crc, len)) = &body.gzip else {
         return Bytes::from(text);
     };
-    // A fresh deflate stream's blocks follow the head's sync-flushed ones: a decoder reads
-    // one stream, and no block of the tail refers back into the head.
-    let mut out = Vec::with_capacity(text.len() + 64);
-    let mut deflate = flate2::Compress::new(flate2::Compression::fast(), false);
-    let _ = deflate.compress_vec(&text, &mut out, flate2::FlushCompress::Finish);
+    // The head's deflate stream was sync-flushed, so it ends on a byte boundary where one
+    // final stored block (RFC 1951 3.2.4: BFINAL=1, BTYPE=00, LEN, NLEN, the bytes) can
+    // follow: a few hundred bytes are not worth a compressor per request.
+    let len16 = u16::try_from(text.len()).unwrap_or(u16::MAX);
+    text.truncate(usize::from(len16));
+    let mut out = Vec::with_capacity(text.len() + 13);
+    out.push(1);
+    out.extend_from_slice(&len16.to_le_bytes());
+    out.extend_from_slice(&(!len16).to_le_bytes());
+    out.extend_from_slice(&text);
     let mut crc = crc.clone();
     crc.update(&text);
     out.extend_from_slice(&crc.finalize().to_le_bytes());
