@@ -8,8 +8,8 @@
 
 use crate::support::host::{ok, run, seed, splitmix, wait_for, Cleanup};
 use crate::support::live::{
-    cgroup_u64, get, now_unix, on_path, only_value, query, start_cgscope_with,
-    start_prometheus_with,
+    assert_promtool_clean, cgroup_u64, get, now_unix, on_path, only_value, query,
+    start_cgscope_with, start_prometheus_with,
 };
 use crate::support::{is_root, require};
 use serde_json::Value;
@@ -427,27 +427,7 @@ fn kube_prometheus_rules_over_cgscope_show_the_kernels_numbers() {
     for path in ["/metrics", "/metrics/cadvisor"] {
         let (status, body) = get(&format!("{url}{path}"));
         assert_eq!(status, 200);
-        let mut child = Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write as _;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(body.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "promtool check metrics on {path}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_promtool_clean(path, &body);
     }
     let mut same = false;
     for _ in 0..10 {

@@ -7,7 +7,8 @@
 
 use crate::support::host::{ok, run, seed, splitmix, wait_for, Cleanup};
 use crate::support::live::{
-    cgroup_u64, get, now_unix, on_path, only_value, query, start_cgscope_with, start_prometheus,
+    assert_promtool_clean, cgroup_u64, get, now_unix, on_path, only_value, query,
+    start_cgscope_with, start_prometheus,
 };
 use crate::support::{in_ci, is_root, require};
 use serde_json::Value;
@@ -240,20 +241,7 @@ fn a_real_prometheus_scrapes_cgscope_and_promql_sees_the_containers() {
     // promtool lints a live scrape.
     let (status, body) = get(&format!("{cgscope_url}/metrics"));
     assert_eq!(status, 200);
-    let scrape = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(scrape.path(), &body).unwrap();
-    let out = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::fs::File::open(scrape.path()).unwrap())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_promtool_clean("/metrics", &body);
     cgscope.assert_alive();
 }
 

@@ -184,3 +184,21 @@ pub fn only_value(expr: &str, result: &[Value]) -> f64 {
     );
     result[0]["value"][1].as_str().unwrap().parse().unwrap()
 }
+
+/// Lints an exposition with `promtool check metrics`; panics with its findings.
+pub fn assert_promtool_clean(what: &str, body: &str) {
+    let scrape = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(scrape.path(), body).unwrap();
+    let out = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(scrape.path()).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics on {what} ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
