@@ -3,6 +3,7 @@
 //! cgroup files, and makes no runtime call while identifying.
 
 pub mod containerd;
+pub mod containerd_api;
 pub mod docker;
 pub mod path_rules;
 pub mod store;
