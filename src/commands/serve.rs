@@ -52,6 +52,8 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::R
     let mut scanner = Scanner::open(roots).context("cannot start the cgroup reader")?;
     let layout = scanner.cgroups().layout().version;
     scanner.set_full_read_every(full_read_every_samples(args.full_read_every, args.interval));
+    // Per-CPU usage feeds only the per-CPU series: not read unless they are asked for.
+    scanner.set_per_cpu(args.per_cpu);
     // Same layout as the sweeps, so a detail request reads the tree the tick came from.
     let processes = ProcessLister::new(scanner.cgroups().layout().clone(), &roots.proc_root);
     let sockets = runtimes.to_sockets();
