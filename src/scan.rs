@@ -60,6 +60,11 @@ impl Scanner {
         })
     }
 
+    /// The proc mount the scanner reads.
+    pub fn proc_root(&self) -> &Path {
+        self.proc.root()
+    }
+
     pub fn cgroups(&self) -> &CgroupFs {
         &self.cgroups
     }
@@ -67,6 +72,11 @@ impl Scanner {
     /// See [`CgroupFs::set_full_read_every`]; sweeps of a long-running sampler use it.
     pub fn set_full_read_every(&mut self, reads: u32) {
         self.cgroups.set_full_read_every(reads);
+    }
+
+    /// See [`CgroupFs::set_per_cpu`].
+    pub fn set_per_cpu(&mut self, per_cpu: bool) {
+        self.cgroups.set_per_cpu(per_cpu);
     }
 
     /// Files that could not be written by the capture recorders.
@@ -104,9 +114,13 @@ impl Scanner {
                     d.device = devices.get(&(d.major, d.minor)).cloned();
                 }
             }
+            // The root cgroup reports the host's interfaces (cAdvisor reads them through
+            // PID 1); which cgroup reports a shared namespace is decided after
+            // identification (`model::network`).
+            let is_root = path == crate::model::CgroupPath::root();
             stats.network = read.member_pids.iter().find_map(|pid| {
                 self.proc
-                    .network_of(*pid, host_netns.as_deref(), &mut netns_cache)
+                    .network_of(*pid, host_netns, is_root, &mut netns_cache)
             });
             cgroups.push(CgroupSample {
                 path,

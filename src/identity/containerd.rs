@@ -3,21 +3,19 @@
 //! follows the events service. Never reads cgroup files. Every call has a timeout and the
 //! connection is pinged, so a containerd that hangs reads as disconnected.
 
+use super::containerd_api::{
+    ContainersClient, EventsClient, ListContainersRequest, ListNamespacesRequest, NamespacesClient,
+    SubscribeRequest,
+};
 use super::store::MetadataStore;
 use super::RuntimeError;
 use crate::model::metadata::{ContainerMeta, KubernetesNames, MetadataSource};
-use containerd_client::services::v1::containers_client::ContainersClient;
-use containerd_client::services::v1::events_client::EventsClient;
-use containerd_client::services::v1::namespaces_client::NamespacesClient;
-use containerd_client::services::v1::{
-    ListContainersRequest, ListNamespacesRequest, SubscribeRequest,
-};
-use containerd_client::tonic::metadata::MetadataValue;
-use containerd_client::tonic::transport::Channel;
-use containerd_client::tonic::Request;
 use futures_util::StreamExt;
 use std::path::Path;
 use std::time::Duration;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+use tonic::Request;
 
 const SOURCE: MetadataSource = MetadataSource::Containerd;
 /// Longest a call may take, as the Docker client's: a hung containerd fails the call, which
@@ -48,7 +46,7 @@ async fn timed<T>(
         })
 }
 
-fn status(e: containerd_client::tonic::Status) -> RuntimeError {
+fn status(e: tonic::Status) -> RuntimeError {
     RuntimeError::Protocol {
         runtime: SOURCE,
         detail: format!("{}: {}", e.code(), e.message()),
@@ -56,34 +54,15 @@ fn status(e: containerd_client::tonic::Status) -> RuntimeError {
 }
 
 impl ContainerdClient {
-    /// Connects to the socket, with [`CALL_TIMEOUT`] and pings every [`PING_INTERVAL`] (as
-    /// `containerd_client::connect`, which sets neither).
+    /// Connects to the socket within [`CALL_TIMEOUT`], with pings every [`PING_INTERVAL`].
     pub async fn connect(socket: &Path, store: &MetadataStore) -> Result<Self, RuntimeError> {
-        let unreachable =
-            |e: containerd_client::tonic::transport::Error| RuntimeError::Unreachable {
-                runtime: SOURCE,
-                detail: e.to_string(),
-            };
-        let path = socket.to_path_buf();
-        // The URI is not used: every connection is to the unix socket.
-        let endpoint = containerd_client::tonic::transport::Endpoint::from_static("http://[::]")
-            .connect_timeout(CALL_TIMEOUT)
-            .http2_keep_alive_interval(PING_INTERVAL)
-            .keep_alive_timeout(CALL_TIMEOUT)
-            .keep_alive_while_idle(true);
-        let connector = tower::service_fn(move |_| {
-            let path = path.clone();
-            async move {
-                tokio::net::UnixStream::connect(path)
-                    .await
-                    .map(hyper_util::rt::TokioIo::new)
-            }
-        });
         let channel = timed("connect", async {
-            endpoint
-                .connect_with_connector(connector)
+            super::containerd_api::connect(socket, CALL_TIMEOUT, PING_INTERVAL)
                 .await
-                .map_err(unreachable)
+                .map_err(|e| RuntimeError::Unreachable {
+                    runtime: SOURCE,
+                    detail: e.to_string(),
+                })
         })
         .await?;
         Ok(ContainerdClient {

@@ -17,6 +17,18 @@ pub struct CgroupSample {
     pub stats: CgroupStats,
 }
 
+impl CgroupSample {
+    /// The memory this cgroup may use, bytes: its own limit, or for the root cgroup (which
+    /// has none) the machine's memory, as cAdvisor and the kubelet report it. `None` when
+    /// unlimited or not reported.
+    pub fn memory_limit_bytes(&self, machine: &MachineInfo) -> Option<u64> {
+        if self.path.as_str() == "/" {
+            return machine.memory_total_bytes;
+        }
+        self.stats.memory.as_ref().and_then(|m| m.limit_bytes)
+    }
+}
+
 /// Everything one sweep saw.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Snapshot {
