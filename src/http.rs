@@ -38,7 +38,7 @@ struct BodyCache {
 
 /// One tick's `/metrics` body but its per-request tail (the sample age and, for OpenMetrics,
 /// `# EOF`): every response shares `head` (a `Bytes` clone, never a copy) and appends a tail
-/// of a hundred bytes.
+/// of about 250 bytes.
 #[derive(Clone)]
 struct CachedBody {
     /// The exposition without `# EOF`; for gzip, the gzip header and the deflate stream of
