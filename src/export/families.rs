@@ -75,13 +75,7 @@ fn quota_set(s: &CgroupSample) -> bool {
 /// Network interfaces reported for a cgroup: none for the host's namespace, never `lo`
 /// (cAdvisor ignores loopback too).
 fn interfaces(s: &CgroupSample) -> impl Iterator<Item = &crate::model::InterfaceStats> {
-    s.stats
-        .network
-        .as_ref()
-        .filter(|n| !n.host_namespace)
-        .into_iter()
-        .flat_map(|n| n.interfaces.iter())
-        .filter(|i| i.name != "lo")
+    s.stats.network.iter().flat_map(|n| n.reported_interfaces())
 }
 
 fn device_label(d: &crate::model::IoDeviceStats) -> String {

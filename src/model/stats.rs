@@ -162,6 +162,19 @@ pub struct NetworkStats {
     pub interfaces: Vec<InterfaceStats>,
 }
 
+impl NetworkStats {
+    /// The interfaces whose traffic is this namespace's own: none for the host's namespace,
+    /// never loopback (cAdvisor, and so the kubelet, ignore `lo` too).
+    pub fn reported_interfaces(&self) -> impl Iterator<Item = &InterfaceStats> {
+        let own = if self.host_namespace {
+            &[][..]
+        } else {
+            &self.interfaces[..]
+        };
+        own.iter().filter(|i| i.name != "lo")
+    }
+}
+
 /// One line of `/proc/<pid>/net/dev`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct InterfaceStats {

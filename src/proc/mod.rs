@@ -6,7 +6,7 @@ pub mod processes;
 
 use crate::cgroupfs::format;
 use crate::files::FileReader;
-use crate::model::{CgroupVersion, InterfaceStats, MachineInfo, NetworkStats};
+use crate::model::{CgroupVersion, HostStats, InterfaceStats, MachineInfo, NetworkStats};
 use procfs_core::FromRead;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -93,6 +93,27 @@ impl ProcFs {
             machine_id,
             hostname,
             cgroup_layout: layout,
+        }
+    }
+
+    /// Node-wide counters: the host namespace's interfaces (through PID 1, else PID 2, as
+    /// [`ProcFs::host_netns`]), `pid_max`, and the task total of `/proc/loadavg`.
+    pub fn host(&mut self) -> HostStats {
+        let network = self.interfaces_of(1).or_else(|| self.interfaces_of(2));
+        let pid_max = self
+            .read_text(&self.root.join("sys/kernel/pid_max"), "pid_max")
+            .and_then(|s| s.trim().parse().ok());
+        // "0.20 0.18 0.12 1/80 11206": runnable/existing tasks, then the last pid.
+        let tasks = self
+            .read_text(&self.root.join("loadavg"), "loadavg")
+            .and_then(|s| {
+                let field = s.split_whitespace().nth(3)?;
+                field.split_once('/')?.1.parse().ok()
+            });
+        HostStats {
+            network,
+            pid_max,
+            tasks,
         }
     }
 
