@@ -31,3 +31,5 @@ mod real_top;
 mod ui_browser;
 // daemonset.yaml (schema, checkov, flags) and the FROM-scratch image run as it says: TLS, tokens, mTLS.
 mod deploy;
+// The kubelet's /metrics/resource and /stats/summary: goldens, schema, metrics-server's decoder over real pods.
+mod kubelet;

@@ -21,7 +21,7 @@ const VOLATILE_FAMILIES: &[&str] = &[
     "cgscope_scrape_duration_seconds",
 ];
 
-fn scenarios() -> Vec<PathBuf> {
+pub fn scenarios() -> Vec<PathBuf> {
     let mut dirs: Vec<_> = std::fs::read_dir(fixtures_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -101,20 +101,24 @@ fn promtool_accepts_every_golden_exposition() {
         return;
     }
     for dir in scenarios() {
-        let golden = dir.join("expected/metrics.prom");
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!("promtool check metrics < '{}'", golden.display()))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}: {}{}",
-            golden.display(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_promtool_accepts(&dir.join("expected/metrics.prom"));
     }
+}
+
+/// `promtool check metrics < golden` exits 0, or the test fails with what promtool said.
+pub fn assert_promtool_accepts(golden: &Path) {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("promtool check metrics < '{}'", golden.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}{}",
+        golden.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn find<'a>(samples: &'a [Sample], name: &str, labels: &[(&str, &str)]) -> Vec<&'a Sample> {
