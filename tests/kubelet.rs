@@ -3,7 +3,7 @@
 //! live `cgscope serve` over real containerd pods, decoded the way metrics-server decodes it
 //! and checked against the kernel's own files for the same containers.
 
-use crate::metrics::{assert_promtool_accepts, scenarios, tick_of};
+use crate::metrics::{assert_promtool_accepts, readme_table, scenarios, tick_of};
 use crate::support::host::{ctr_task_pid, ok, run, seed, splitmix, wait_for, Cleanup, CtrPod};
 use crate::support::{assert_golden, fixtures_dir, is_root, require};
 use cgscope::export::{resource_metrics, summary};
@@ -101,6 +101,18 @@ fn promtool_accepts_every_resource_metrics_golden() {
     for dir in scenarios() {
         assert_promtool_accepts(&dir.join("expected/metrics-resource.prom"));
     }
+}
+
+#[test]
+fn readme_lists_every_resource_metrics_family_and_no_other() {
+    let listed = readme_table("resource-metrics-table");
+    let families: Vec<(String, String)> = resource_metrics::families()
+        .map(|(n, k)| (n.to_owned(), k.to_owned()))
+        .collect();
+    assert_eq!(
+        listed, families,
+        "README's /metrics/resource table, in order"
+    );
 }
 
 /// metrics-server's decoder of `/metrics/resource`, ported rule for rule from

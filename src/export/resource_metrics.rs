@@ -104,6 +104,11 @@ const ALL: [&Family; 13] = [
     &SCRAPE_ERROR,
 ];
 
+/// (name, type) of every family, in output order (README's table is checked against it).
+pub fn families() -> impl Iterator<Item = (&'static str, &'static str)> {
+    ALL.iter().map(|f| (f.name, f.kind))
+}
+
 /// One sample: label values in the family's label-name order (`container`, `namespace`,
 /// `pod`, as the encoder sorts label names), the value, and the time in ms when the kubelet
 /// writes one.
