@@ -81,6 +81,7 @@ fn benches(c: &mut Criterion) {
         label_allowlist: Vec::new(),
         last_scrape_duration_s: None,
         version: "bench",
+        per_cpu: false,
     };
     let body = render(&tick, &opts, Format::Text);
     let series = body.lines().filter(|l| !l.starts_with('#')).count();

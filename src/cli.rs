@@ -151,6 +151,10 @@ pub struct ServeArgs {
     /// Runtime label keys exported as container_label_<key> (comma-separated; default none).
     #[arg(long, env = "CGSCOPE_LABEL_ALLOWLIST", value_delimiter = ',')]
     pub label_allowlist: Vec<String>,
+    /// Write container_cpu_usage_seconds_total per CPU (cpu="cpu00", ...) instead of one
+    /// cpu="total" series, as standalone cAdvisor does (the kubelet writes total only).
+    #[arg(long, env = "CGSCOPE_PER_CPU")]
+    pub per_cpu: bool,
     /// Report only cgroups whose path matches one of these globs (`*` stays within one
     /// path component, `**` crosses them); comma-separated or repeated.
     #[arg(long, env = "CGSCOPE_INCLUDE", value_delimiter = ',')]

@@ -69,6 +69,9 @@ impl AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
+        // The kubelet's path for the same body, so a kubelet scrape config (the kube-prometheus
+        // ServiceMonitor's cAdvisor endpoint) needs only a new port.
+        .route("/metrics/cadvisor", get(metrics))
         .route("/metrics/resource", get(kubelet_resource_metrics))
         .route("/stats/summary", get(kubelet_summary))
         .route("/healthz", get(|| async { "ok\n" }))

@@ -60,6 +60,11 @@ impl Scanner {
         })
     }
 
+    /// The proc mount the scanner reads.
+    pub fn proc_root(&self) -> &Path {
+        self.proc.root()
+    }
+
     pub fn cgroups(&self) -> &CgroupFs {
         &self.cgroups
     }
@@ -105,9 +110,13 @@ impl Scanner {
                     d.device = devices.get(&(d.major, d.minor)).cloned();
                 }
             }
+            // The root cgroup reports the host's interfaces (cAdvisor reads them through
+            // PID 1); which cgroup reports a shared namespace is decided after
+            // identification (`model::network`).
+            let is_root = path == crate::model::CgroupPath::root();
             stats.network = read.member_pids.iter().find_map(|pid| {
                 self.proc
-                    .network_of(*pid, host_netns.as_deref(), &mut netns_cache)
+                    .network_of(*pid, host_netns, is_root, &mut netns_cache)
             });
             cgroups.push(CgroupSample {
                 path,

@@ -23,6 +23,8 @@ mod real_processes;
 mod real_v2;
 // Real Prometheus scraping `cgscope serve` over real containers; wrk load with flat RSS.
 mod real_prometheus;
+// kube-prometheus's kubelet scrape config over a real pod with shared-namespace traffic.
+mod real_kubelet;
 // src/openapi.json against the live server's answers on the fixtures, then schemathesis.
 mod openapi;
 // `cgscope top` on real engines: JSON vs docker stats, tmux-driven interactive view, k8s names, --server.

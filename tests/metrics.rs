@@ -58,6 +58,7 @@ fn options(allowlist: &[&str]) -> RenderOptions {
         label_allowlist: allowlist.iter().map(|s| (*s).to_owned()).collect(),
         last_scrape_duration_s: None,
         version: "golden",
+        per_cpu: false,
     }
 }
 

@@ -33,6 +33,8 @@ fn every_parser(bytes: &[u8]) {
     let _ = processes::parse_btime(bytes);
     // The /proc parser we borrow from procfs-core must not panic on odd input either.
     let _ = cgscope::proc::parse_meminfo(bytes);
+    let _ = cgscope::proc::parse_namespace_link(bytes);
+    let _ = cgscope::proc::parse_cpuinfo_topology(bytes);
     let _ = procfs_core::net::InterfaceDeviceStatus::from_read(bytes);
 }
 

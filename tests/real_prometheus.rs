@@ -5,15 +5,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support::host::{free_port, ok, pod_uid, run, seed, splitmix, wait_for, Cleanup};
+use crate::support::host::{ok, pod_uid, run, seed, splitmix, wait_for, Cleanup};
+use crate::support::live::{
+    assert_promtool_clean, cgroup_u64, get, now_unix, on_path, only_value, query,
+    start_cgscope_with, start_prometheus,
+};
 use crate::support::{in_ci, is_root, require};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 const IMAGE: &str = "cgscope-test/busybox:latest";
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// The two tests measure CPU shares and RSS: run one at a time even when the harness runs
 /// tests in parallel, so wrk's load does not eat the busy loop's core.
@@ -21,172 +23,6 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// True when `cmd` is an executable file in a directory of `PATH`.
-fn on_path(cmd: &str) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| {
-            std::fs::metadata(dir.join(cmd))
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-    })
-}
-
-fn now_unix() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
-/// GET through curl: (status, body). Status 0 when nothing answered.
-fn get(url: &str) -> (u16, String) {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}", url])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_owned())
-}
-
-/// A child process killed (and reaped) on drop; its output goes to `log`, shown on failure.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Daemon {
-    fn spawn(cmd: &mut Command, dir: tempfile::TempDir) -> Daemon {
-        let log = dir.path().join("output.log");
-        let file = std::fs::File::create(&log).unwrap();
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap();
-        Daemon {
-            child,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn assert_alive(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!(
-                "process exited with {status}:\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `cgscope serve` on a free loopback port, once `/readyz` answers 200.
-fn start_cgscope() -> (Daemon, String) {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cgscope"));
-    cmd.args(["serve", "--listen", &listen, "--interval", "1s"]);
-    let mut daemon = Daemon::spawn(&mut cmd, tempfile::tempdir().unwrap());
-    let base = format!("http://{listen}");
-    wait_for("cgscope /readyz", Duration::from_secs(30), || {
-        daemon.assert_alive();
-        get(&format!("{base}/readyz")).0 == 200
-    });
-    (daemon, base)
-}
-
-/// Reads one integer file of a cgroup, e.g. `cpuacct/docker/<id>/cpuacct.usage`.
-fn cgroup_u64(rel: &str) -> u64 {
-    let path = Path::new(CGROUP_ROOT).join(rel);
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-/// A Prometheus server with its own config and data directory, scraping `target` every 1 s.
-fn start_prometheus(target: &str) -> (Daemon, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: cgscope\n    static_configs:\n      - targets: ['{target}']\n"
-        ),
-    )
-    .unwrap();
-    let port = free_port();
-    let mut cmd = Command::new("prometheus");
-    cmd.arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--log.level=warn");
-    let mut daemon = Daemon::spawn(&mut cmd, dir);
-    let base = format!("http://127.0.0.1:{port}");
-    wait_for("Prometheus /-/ready", Duration::from_secs(60), || {
-        daemon.assert_alive();
-        get(&format!("{base}/-/ready")).0 == 200
-    });
-    (daemon, base)
-}
-
-/// An instant PromQL query, at `time` (unix seconds) or now: the result vector.
-fn query(prom: &str, expr: &str, time: Option<f64>) -> Vec<Value> {
-    let mut args = vec![
-        "-sS".to_owned(),
-        "--max-time".to_owned(),
-        "10".to_owned(),
-        "-G".to_owned(),
-        "--data-urlencode".to_owned(),
-        format!("query={expr}"),
-    ];
-    if let Some(t) = time {
-        args.push("--data-urlencode".to_owned());
-        args.push(format!("time={t:.3}"));
-    }
-    args.push(format!("{prom}/api/v1/query"));
-    let out = Command::new("curl").args(&args).output().unwrap();
-    let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{expr}: not JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    });
-    assert_eq!(answer["status"], "success", "{expr}: {answer}");
-    assert_eq!(answer["data"]["resultType"], "vector", "{expr}: {answer}");
-    answer["data"]["result"].as_array().unwrap().clone()
-}
-
-/// The value of a one-series result.
-fn only_value(expr: &str, result: &[Value]) -> f64 {
-    assert_eq!(
-        result.len(),
-        1,
-        "{expr}: expected one series, got {result:?}"
-    );
-    result[0]["value"][1].as_str().unwrap().parse().unwrap()
 }
 
 #[test]
@@ -288,7 +124,7 @@ fn a_real_prometheus_scrapes_cgscope_and_promql_sees_the_containers() {
         || cgroup_u64(&format!("memory/docker/{memhog_id}/memory.usage_in_bytes")) >= 64 << 20,
     );
 
-    let (mut cgscope, cgscope_url) = start_cgscope();
+    let (mut cgscope, cgscope_url) = start_cgscope_with(&[]);
     let target = cgscope_url.trim_start_matches("http://").to_owned();
     let (mut prometheus, prom) = start_prometheus(&target);
 
@@ -394,20 +230,7 @@ fn a_real_prometheus_scrapes_cgscope_and_promql_sees_the_containers() {
     // promtool lints a live scrape.
     let (status, body) = get(&format!("{cgscope_url}/metrics"));
     assert_eq!(status, 200);
-    let scrape = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(scrape.path(), &body).unwrap();
-    let out = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::fs::File::open(scrape.path()).unwrap())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_promtool_clean("/metrics", &body);
     cgscope.assert_alive();
 }
 
@@ -457,7 +280,7 @@ fn sixty_four_concurrent_scrapers_for_thirty_seconds_see_no_errors_and_flat_rss(
         return;
     }
     let _serial = serial();
-    let (mut cgscope, url) = start_cgscope();
+    let (mut cgscope, url) = start_cgscope_with(&[]);
     let pid = cgscope.pid();
     let started = Instant::now();
     let mut wrk = Command::new("wrk")

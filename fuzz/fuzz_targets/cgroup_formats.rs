@@ -21,6 +21,8 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = cgscope::proc::parse_partitions(data);
     let _ = cgscope::proc::parse_meminfo(data);
+    let _ = cgscope::proc::parse_namespace_link(data);
+    let _ = cgscope::proc::parse_cpuinfo_topology(data);
     let _ = cgscope::cgroupfs::parse_procs(data, 8);
     let _ = cgscope::proc::processes::parse_stat(data);
     let _ = cgscope::proc::processes::parse_status_rss_bytes(data);

@@ -105,32 +105,37 @@ pub(super) fn read_v1(
     let mut out = CpuStats::default();
     if let Some(dir) = cpuacct {
         out.usage_ns = ctx.with(Controller::Cpu, dir, "cpuacct.usage", format::single_u64);
-        // cpuacct.usage_user/_sys (4.6+) are in ns; older kernels only have cpuacct.stat ticks.
-        out.user_ns = ctx.with(
-            Controller::Cpu,
-            dir,
-            "cpuacct.usage_user",
-            format::single_u64,
-        );
-        out.system_ns = ctx.with(
-            Controller::Cpu,
-            dir,
-            "cpuacct.usage_sys",
-            format::single_u64,
-        );
-        if out.user_ns.is_none() || out.system_ns.is_none() {
-            let ticks = ctx.with_partial(Controller::Cpu, dir, "cpuacct.stat", |b| {
-                fold_flat_keyed(b, |s: &mut V1CpuacctStat, k, v| match k {
-                    b"user" => s.user_ticks = Some(v),
-                    b"system" => s.system_ticks = Some(v),
-                    _ => {}
-                })
-            });
-            if let Some(t) = ticks {
-                let to_ns = |t: Option<u64>| t.map(|v| v.saturating_mul(NS_PER_USER_HZ_TICK));
-                out.user_ns = out.user_ns.or(to_ns(t.user_ticks));
-                out.system_ns = out.system_ns.or(to_ns(t.system_ticks));
-            }
+        // User and system time from cpuacct.stat (ticks), as cAdvisor and runc read them: on
+        // current kernels cpuacct.usage_user/_sys come from a different clock and do not add
+        // up to cpuacct.usage (measured on 6.18: 0.076 + 0.388 s against 0.996 s), while
+        // cpuacct.stat's ticks do. The ns files are only a fallback for a missing stat file.
+        let ticks = ctx.with_partial(Controller::Cpu, dir, "cpuacct.stat", |b| {
+            fold_flat_keyed(b, |s: &mut V1CpuacctStat, k, v| match k {
+                b"user" => s.user_ticks = Some(v),
+                b"system" => s.system_ticks = Some(v),
+                _ => {}
+            })
+        });
+        if let Some(t) = ticks {
+            let to_ns = |t: Option<u64>| t.map(|v| v.saturating_mul(NS_PER_USER_HZ_TICK));
+            out.user_ns = to_ns(t.user_ticks);
+            out.system_ns = to_ns(t.system_ticks);
+        }
+        if out.user_ns.is_none() {
+            out.user_ns = ctx.with(
+                Controller::Cpu,
+                dir,
+                "cpuacct.usage_user",
+                format::single_u64,
+            );
+        }
+        if out.system_ns.is_none() {
+            out.system_ns = ctx.with(
+                Controller::Cpu,
+                dir,
+                "cpuacct.usage_sys",
+                format::single_u64,
+            );
         }
         out.per_cpu_usage_ns = ctx.with(
             Controller::Cpu,

@@ -16,6 +16,8 @@ struct StatKeys {
     kernel: Option<u64>,
     pgfault: Option<u64>,
     pgmajfault: Option<u64>,
+    pgfault_local: Option<u64>,
+    pgmajfault_local: Option<u64>,
 }
 
 /// Working set as cAdvisor and `docker stats` define it: usage minus inactive file cache,
@@ -66,6 +68,14 @@ pub(super) fn read_v1(ctx: &mut Ctx<'_>, dir: &Path) -> Option<MemoryStats> {
         "memory.kmem.usage_in_bytes",
         format::single_u64,
     );
+    let reservation = ctx
+        .limit(
+            Controller::Memory,
+            dir,
+            "memory.soft_limit_in_bytes",
+            format::v1_memory_limit,
+        )
+        .flatten();
     let stat = ctx.with_partial(Controller::Memory, dir, "memory.stat", |b| {
         // The total_* keys include descendants, matching usage_in_bytes (always hierarchical).
         fold_flat_keyed(b, |s: &mut StatKeys, k, v| match k {
@@ -77,6 +87,9 @@ pub(super) fn read_v1(ctx: &mut Ctx<'_>, dir: &Path) -> Option<MemoryStats> {
             b"total_swap" => s.swap = Some(v),
             b"total_pgfault" => s.pgfault = Some(v),
             b"total_pgmajfault" => s.pgmajfault = Some(v),
+            // The cgroup's own tasks: cAdvisor's scope="container" failures.
+            b"pgfault" => s.pgfault_local = Some(v),
+            b"pgmajfault" => s.pgmajfault_local = Some(v),
             _ => {}
         })
     });
@@ -114,6 +127,9 @@ pub(super) fn read_v1(ctx: &mut Ctx<'_>, dir: &Path) -> Option<MemoryStats> {
         failcnt,
         pgfault: stat.pgfault,
         pgmajfault: stat.pgmajfault,
+        pgfault_local: stat.pgfault_local,
+        pgmajfault_local: stat.pgmajfault_local,
+        reservation_bytes: reservation,
         events: None,
         oom_kills: oom.oom_kill,
         under_oom: oom.under_oom.map(|v| v != 0),
@@ -134,6 +150,9 @@ pub(super) fn read_v2(ctx: &mut Ctx<'_>, dir: &Path) -> Option<MemoryStats> {
         .limit(Controller::Memory, dir, "memory.max", format::single_limit)
         .flatten();
     let peak = ctx.with(Controller::Memory, dir, "memory.peak", format::single_u64);
+    // cAdvisor's reservation on v2 is memory.min (the protection the kubelet sets for
+    // Guaranteed memory requests when MemoryQoS is on).
+    let reservation = ctx.limit(Controller::Memory, dir, "memory.min", format::single_u64);
     let swap = ctx.with(
         Controller::Memory,
         dir,
@@ -199,6 +218,9 @@ pub(super) fn read_v2(ctx: &mut Ctx<'_>, dir: &Path) -> Option<MemoryStats> {
         failcnt: None,
         pgfault: stat.pgfault,
         pgmajfault: stat.pgmajfault,
+        pgfault_local: None,
+        pgmajfault_local: None,
+        reservation_bytes: reservation,
         oom_kills: events.as_ref().and_then(|e| e.oom_kill),
         events,
         under_oom: None,

@@ -382,6 +382,7 @@ fn carry_limits(from: &CgroupStats, into: &mut CgroupStats) {
         i.limit_bytes = f.limit_bytes;
         i.swap_limit_bytes = f.swap_limit_bytes;
         i.memsw_limit_bytes = f.memsw_limit_bytes;
+        i.reservation_bytes = f.reservation_bytes;
     }
     if let (Some(f), Some(i)) = (&from.pids, &mut into.pids) {
         i.limit = f.limit;

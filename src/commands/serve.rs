@@ -103,6 +103,7 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::R
                 label_allowlist: args.label_allowlist.clone(),
                 last_scrape_duration_s: None,
                 version: env!("CARGO_PKG_VERSION"),
+                per_cpu: args.per_cpu,
             },
             processes,
         );

@@ -72,8 +72,8 @@ fn quota_set(s: &CgroupSample) -> bool {
     s.stats.cpu.as_ref().is_some_and(|c| c.quota_us.is_some())
 }
 
-/// Network interfaces reported for a cgroup: none for the host's namespace, never `lo`
-/// (cAdvisor ignores loopback too).
+/// Network interfaces a cgroup reports (`model::network`: each namespace once, cAdvisor's
+/// ignored interfaces left out).
 fn interfaces(s: &CgroupSample) -> impl Iterator<Item = &crate::model::InterfaceStats> {
     s.stats.network.iter().flat_map(|n| n.reported_interfaces())
 }
@@ -105,11 +105,24 @@ pub static ALL: &[Family] = &[
     // cpu
     cgroup_family!("container_cpu_usage_seconds_total", Counter, "Cumulative cpu time consumed in seconds.", |e, s, t, i| {
         if let Some(cpu) = &s.stats.cpu {
-            if let Some(total) = cpu.usage_ns {
-                e.float(&[("cpu", "total")], ns_to_s(total));
-            }
-            for (n, v) in cpu.per_cpu_usage_ns.iter().flatten().enumerate() {
-                e.float(&[("cpu", &format!("cpu{n:02}"))], ns_to_s(*v));
+            // One series per cgroup, `total`, unless per-CPU series were asked for (then
+            // instead of it, as cAdvisor does; `total` remains where the kernel has no
+            // per-CPU file, v2). Never both: every sum over `cpu` would count twice.
+            let per_cpu = cpu.per_cpu_usage_ns.as_deref().filter(|v| e.options().per_cpu && !v.is_empty());
+            match per_cpu {
+                Some(values) => {
+                    // cpuacct.usage_percpu lists every possible CPU; past the machine's CPUs
+                    // there is nothing to count, and a forged file must not add series.
+                    let cpus = t.snapshot.machine.logical_cores.map_or(values.len(), |n| n as usize);
+                    for (n, v) in values.iter().take(cpus).enumerate() {
+                        e.float(&[("cpu", &format!("cpu{n:02}"))], ns_to_s(*v));
+                    }
+                }
+                None => {
+                    if let Some(total) = cpu.usage_ns {
+                        e.float(&[("cpu", "total")], ns_to_s(total));
+                    }
+                }
             }
         }
     }),
@@ -168,14 +181,17 @@ pub static ALL: &[Family] = &[
     }),
     cgroup_family!("container_memory_failures_total", Counter, "Cumulative count of memory allocation failures.", |e, s, t, i| {
         if let Some(m) = &s.stats.memory {
-            // memory.stat counts are hierarchical on both versions; on v2 cAdvisor reports the
-            // same value under both scopes, and so do we (v1 has no local count we read).
+            // cAdvisor's scopes: `container` the cgroup's own tasks (v1 `pgfault`),
+            // `hierarchy` with its descendants (v1 `total_pgfault`). v2 counts only the
+            // latter, so both scopes carry it there, as in cAdvisor.
             let v2 = m.events.is_some();
-            for (kind, v) in [("pgfault", m.pgfault), ("pgmajfault", m.pgmajfault)] {
-                if let Some(v) = v {
-                    if v2 { e.int(&[("failure_type", kind), ("scope", "container")], v); }
-                    e.int(&[("failure_type", kind), ("scope", "hierarchy")], v);
-                }
+            for (kind, local, all) in [
+                ("pgfault", m.pgfault_local, m.pgfault),
+                ("pgmajfault", m.pgmajfault_local, m.pgmajfault),
+            ] {
+                let container = if v2 { all } else { local };
+                e.opt_int(&[("failure_type", kind), ("scope", "container")], container);
+                e.opt_int(&[("failure_type", kind), ("scope", "hierarchy")], all);
             }
         }
     }),
@@ -202,7 +218,14 @@ pub static ALL: &[Family] = &[
     }),
     cgroup_family!("container_spec_memory_limit_bytes", Gauge, "Memory limit for the container (0 when unlimited).", |e, s, t, i| {
         if let Some(m) = &s.stats.memory {
-            if m.usage_bytes.is_some() { e.int(&[], m.limit_bytes.unwrap_or(0)); }
+            if m.usage_bytes.is_some() || s.path.as_str() == "/" {
+                e.int(&[], s.memory_limit_bytes(&t.snapshot.machine).unwrap_or(0));
+            }
+        }
+    }),
+    cgroup_family!("container_spec_memory_reservation_limit_bytes", Gauge, "Memory reservation for the container (0 when none).", |e, s, t, i| {
+        if let Some(m) = &s.stats.memory {
+            if m.usage_bytes.is_some() { e.int(&[], m.reservation_bytes.unwrap_or(0)); }
         }
     }),
     cgroup_family!("container_spec_memory_swap_limit_bytes", Gauge, "Memory swap limit for the container (0 when unlimited; memory+swap on cgroup v1).", |e, s, t, i| {
@@ -237,7 +260,8 @@ pub static ALL: &[Family] = &[
     }),
     cgroup_family!("container_blkio_device_usage_total", Counter, "Blkio device bytes usage", |e, s, t, i| {
         for d in s.stats.io.iter().flat_map(|io| io.devices.iter()) {
-            let device = d.device.clone().unwrap_or_default();
+            // cAdvisor's device label is the /dev path, empty when the name is unknown.
+            let device = d.device.as_deref().map(|n| format!("/dev/{n}")).unwrap_or_default();
             let (major, minor) = (d.major.to_string(), d.minor.to_string());
             for (op, v) in [("Read", d.read_bytes), ("Write", d.write_bytes)] {
                 e.opt_int(&[("device", &device), ("major", &major), ("minor", &minor), ("operation", op)], v);
@@ -312,13 +336,34 @@ pub static ALL: &[Family] = &[
     node_family!("machine_cpu_cores", Gauge, "Number of logical CPU cores.", |e, t, o| {
         if let Some(v) = t.snapshot.machine.logical_cores { machine(e, t, |e, l| e.int(l, u64::from(v))); }
     }),
+    node_family!("machine_cpu_physical_cores", Gauge, "Number of physical CPU cores.", |e, t, o| {
+        if let Some(v) = t.snapshot.machine.physical_cores { machine(e, t, |e, l| e.int(l, u64::from(v))); }
+    }),
+    node_family!("machine_cpu_sockets", Gauge, "Number of CPU sockets.", |e, t, o| {
+        if let Some(v) = t.snapshot.machine.sockets { machine(e, t, |e, l| e.int(l, u64::from(v))); }
+    }),
     node_family!("machine_memory_bytes", Gauge, "Amount of memory installed on the machine.", |e, t, o| {
         if let Some(v) = t.snapshot.machine.memory_total_bytes { machine(e, t, |e, l| e.int(l, v)); }
     }),
     node_family!("machine_swap_bytes", Gauge, "Amount of swap memory available on the machine.", |e, t, o| {
         if let Some(v) = t.snapshot.machine.swap_total_bytes { machine(e, t, |e, l| e.int(l, v)); }
     }),
-    // cgscope itself
+    // cgscope itself: the process families every Prometheus exporter serves
+    node_family!("process_cpu_seconds_total", Counter, "Total user and system CPU time spent in seconds.", |e, t, o| {
+        if let Some(p) = &t.own_process { e.float(&[], ns_to_s(p.cpu_ns)); }
+    }),
+    node_family!("process_resident_memory_bytes", Gauge, "Resident memory size in bytes.", |e, t, o| {
+        e.opt_int(&[], t.own_process.as_ref().and_then(|p| p.resident_bytes));
+    }),
+    node_family!("process_open_fds", Gauge, "Number of open file descriptors.", |e, t, o| {
+        e.opt_int(&[], t.own_process.as_ref().and_then(|p| p.open_fds));
+    }),
+    node_family!("process_max_fds", Gauge, "Maximum number of open file descriptors.", |e, t, o| {
+        e.opt_int(&[], t.own_process.as_ref().and_then(|p| p.max_fds));
+    }),
+    node_family!("process_start_time_seconds", Gauge, "Start time of the process since unix epoch in seconds.", |e, t, o| {
+        e.opt_int(&[], t.own_process.as_ref().and_then(|p| p.start_unix_s));
+    }),
     node_family!("cgscope_build_info", Gauge, "Build of the running cgscope (always 1).", |e, t, o| {
         e.int(&[("version", o.version)], 1);
     }),

@@ -42,6 +42,9 @@ pub struct RenderOptions {
     pub last_scrape_duration_s: Option<f64>,
     /// Version and revision for `cgscope_build_info`.
     pub version: &'static str,
+    /// `container_cpu_usage_seconds_total` per CPU (`cpu="cpu00"`, ...) instead of one
+    /// `cpu="total"` series, as standalone cAdvisor writes it; the kubelet writes `total`.
+    pub per_cpu: bool,
 }
 
 /// Appends `value` escaped for a label value (backslash, double quote, newline).
@@ -71,8 +74,8 @@ pub fn label_name(key: &str) -> String {
     out
 }
 
-/// `id`, `image`, `name` and, for Kubernetes, `container`, `namespace`, `pod`, plus the
-/// allowlisted runtime labels: rendered once per cgroup.
+/// `id`, `image`, `name`, `container`, `namespace`, `pod`, plus the allowlisted runtime
+/// labels: rendered once per cgroup.
 fn base_labels(sample: &CgroupSample, allowlist: &[String], out: &mut String) {
     use crate::model::container::PathIdentity;
     let identity = sample.identity.as_ref();
@@ -91,21 +94,21 @@ fn base_labels(sample: &CgroupSample, allowlist: &[String], out: &mut String) {
     out.push_str("\",name=\"");
     escape_label_value(out, name);
     out.push('"');
+    // Always written, empty outside Kubernetes, as the kubelet does: a scrape with
+    // `honor_labels: true` would otherwise fill them from the target's own labels.
     let k8s = meta
         .and_then(|m| m.kubernetes.as_ref())
         .or_else(|| identity.and_then(|i| i.pod_names.as_ref()));
-    if let Some(k) = k8s {
-        for (label, value) in [
-            ("container", k.container.as_deref()),
-            ("namespace", k.namespace.as_deref()),
-            ("pod", k.pod.as_deref()),
-        ] {
-            out.push(',');
-            out.push_str(label);
-            out.push_str("=\"");
-            escape_label_value(out, value.unwrap_or(""));
-            out.push('"');
-        }
+    for (label, value) in [
+        ("container", k8s.and_then(|k| k.container.as_deref())),
+        ("namespace", k8s.and_then(|k| k.namespace.as_deref())),
+        ("pod", k8s.and_then(|k| k.pod.as_deref())),
+    ] {
+        out.push(',');
+        out.push_str(label);
+        out.push_str("=\"");
+        escape_label_value(out, value.unwrap_or(""));
+        out.push('"');
     }
     if let Some(meta) = meta {
         let mut written: Vec<String> = Vec::new();
@@ -135,9 +138,15 @@ pub struct Emitter<'a> {
     format: Format,
     header_written: bool,
     base: &'a str,
+    opts: &'a RenderOptions,
 }
 
 impl Emitter<'_> {
+    /// What the render was asked for.
+    pub fn options(&self) -> &RenderOptions {
+        self.opts
+    }
+
     fn header(&mut self) {
         if self.header_written {
             return;
@@ -270,6 +279,7 @@ fn render_into(
             format,
             header_written: false,
             base: "",
+            opts,
         };
         match family.scope {
             Scope::Cgroup(emit) => {

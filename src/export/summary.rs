@@ -4,7 +4,7 @@
 //! (volumes, filesystems, accelerators) is left out, as the Go types' optional fields allow.
 
 use crate::model::pods::{self, Pod};
-use crate::model::{CgroupSample, InterfaceStats as ModelInterface, Tick};
+use crate::model::{CgroupSample, InterfaceStats as ModelInterface, MachineInfo, Tick};
 use serde::{Serialize, Serializer};
 
 /// A `metav1.Time`: RFC 3339 in UTC with whole seconds, as the Go type marshals itself.
@@ -194,19 +194,24 @@ pub fn summary(tick: &Tick) -> Summary<'_> {
                 // The time cgscope started watching it: when collection (re)started.
                 start_time: first_seen(tick, i),
                 cpu: cpu(tick, i),
-                memory: memory(&snapshot.cgroups[i], time, None),
+                memory: memory(&snapshot.cgroups[i], machine, time),
                 swap: swap(&snapshot.cgroups[i], time),
             })
             .collect(),
         start_time: root.and_then(|i| first_seen(tick, i)),
         cpu: root.and_then(|i| cpu(tick, i)),
-        // cAdvisor's limit for the root cgroup is the machine's memory.
-        memory: root.and_then(|i| memory(&snapshot.cgroups[i], time, machine.memory_total_bytes)),
-        network: snapshot
-            .host
-            .network
-            .as_deref()
-            .and_then(|ifs| network(ifs.iter().filter(|i| i.name != "lo"), time)),
+        memory: root.and_then(|i| memory(&snapshot.cgroups[i], machine, time)),
+        // The root cgroup reports the host's namespace (`model::network`).
+        network: root.and_then(|i| {
+            network(
+                snapshot.cgroups[i]
+                    .stats
+                    .network
+                    .as_ref()?
+                    .reported_interfaces(),
+                time,
+            )
+        }),
         rlimit: (snapshot.host.pid_max.is_some() || snapshot.host.tasks.is_some()).then(|| {
             RlimitStats {
                 time,
@@ -234,7 +239,7 @@ fn pod_stats<'a>(tick: &'a Tick, pod: &Pod<'a>, time: Time) -> PodStats<'a> {
                 name: c.name,
                 start_time: created(s).or_else(|| first_seen(tick, c.index)),
                 cpu: cpu(tick, c.index),
-                memory: memory(s, time, None),
+                memory: memory(s, &tick.snapshot.machine, time),
                 swap: swap(s, time),
             }
         })
@@ -270,7 +275,7 @@ fn pod_stats<'a>(tick: &'a Tick, pod: &Pod<'a>, time: Time) -> PodStats<'a> {
             .or_else(|| pod_cgroup.and_then(|i| first_seen(tick, i))),
         containers,
         cpu: pod_cgroup.and_then(|i| cpu(tick, i)),
-        memory: pod_cgroup.and_then(|i| memory(&cgroups[i], time, None)),
+        memory: pod_cgroup.and_then(|i| memory(&cgroups[i], &tick.snapshot.machine, time)),
         network,
         process_stats: process_count.map(|n| ProcessStats {
             process_count: Some(n),
@@ -312,10 +317,10 @@ fn cpu(tick: &Tick, i: usize) -> Option<CpuStats> {
     })
 }
 
-/// `limit`: the limit to compute `availableBytes` against when the cgroup has none of its own.
-fn memory(s: &CgroupSample, time: Time, limit: Option<u64>) -> Option<MemoryStats> {
+fn memory(s: &CgroupSample, machine: &MachineInfo, time: Time) -> Option<MemoryStats> {
     let m = s.stats.memory.as_ref()?;
-    let limit = m.limit_bytes.or(limit);
+    // The root's limit is the machine's memory, as cAdvisor gives it to the kubelet.
+    let limit = s.memory_limit_bytes(machine);
     Some(MemoryStats {
         time,
         available_bytes: limit
@@ -324,8 +329,9 @@ fn memory(s: &CgroupSample, time: Time, limit: Option<u64>) -> Option<MemoryStat
         usage_bytes: m.usage_bytes,
         working_set_bytes: m.working_set_bytes,
         rss_bytes: m.rss_bytes,
-        page_faults: m.pgfault,
-        major_page_faults: m.pgmajfault,
+        // cAdvisor's ContainerData: the cgroup's own faults on v1, all of them on v2.
+        page_faults: m.pgfault_local.or(m.pgfault),
+        major_page_faults: m.pgmajfault_local.or(m.pgmajfault),
     })
 }
 

@@ -104,12 +104,7 @@ pub fn entry_of(
     name: String,
     s: &crate::model::CgroupStats,
 ) -> TopEntry {
-    let interfaces = s
-        .network
-        .iter()
-        .filter(|n| !n.host_namespace)
-        .flat_map(|n| n.interfaces.iter())
-        .filter(|i| i.name != "lo");
+    let interfaces = s.network.iter().flat_map(|n| n.reported_interfaces());
     let (rx, tx) = interfaces.fold((0u64, 0u64), |(r, t), i| {
         (r.saturating_add(i.rx_bytes), t.saturating_add(i.tx_bytes))
     });

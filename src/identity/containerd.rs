@@ -2,21 +2,19 @@
 //! `moby`, `default`, ...) with labels, image and the cgroup path from the OCI spec, and
 //! follows the events service. Never reads cgroup files.
 
+use super::containerd_api::{
+    ContainersClient, EventsClient, ListContainersRequest, ListNamespacesRequest, NamespacesClient,
+    SubscribeRequest,
+};
 use super::store::MetadataStore;
 use super::RuntimeError;
 use crate::model::metadata::{ContainerMeta, KubernetesNames, MetadataSource};
-use containerd_client::services::v1::containers_client::ContainersClient;
-use containerd_client::services::v1::events_client::EventsClient;
-use containerd_client::services::v1::namespaces_client::NamespacesClient;
-use containerd_client::services::v1::{
-    ListContainersRequest, ListNamespacesRequest, SubscribeRequest,
-};
-use containerd_client::tonic::metadata::MetadataValue;
-use containerd_client::tonic::transport::Channel;
-use containerd_client::tonic::Request;
 use futures_util::StreamExt;
 use std::path::Path;
 use std::time::Duration;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+use tonic::Request;
 
 const SOURCE: MetadataSource = MetadataSource::Containerd;
 
@@ -26,7 +24,7 @@ pub struct ContainerdClient {
     store: MetadataStore,
 }
 
-fn status(e: containerd_client::tonic::Status) -> RuntimeError {
+fn status(e: tonic::Status) -> RuntimeError {
     RuntimeError::Protocol {
         runtime: SOURCE,
         detail: format!("{}: {}", e.code(), e.message()),
@@ -36,13 +34,12 @@ fn status(e: containerd_client::tonic::Status) -> RuntimeError {
 impl ContainerdClient {
     /// Connects to the socket (the gRPC channel is lazy: the first call proves it).
     pub async fn connect(socket: &Path, store: &MetadataStore) -> Result<Self, RuntimeError> {
-        let channel =
-            containerd_client::connect(socket)
-                .await
-                .map_err(|e| RuntimeError::Unreachable {
-                    runtime: SOURCE,
-                    detail: e.to_string(),
-                })?;
+        let channel = super::containerd_api::connect(socket).await.map_err(|e| {
+            RuntimeError::Unreachable {
+                runtime: SOURCE,
+                detail: e.to_string(),
+            }
+        })?;
         Ok(ContainerdClient {
             channel,
             store: store.clone(),

@@ -3,6 +3,7 @@
 //! cgroup files, and makes no runtime call while identifying.
 
 pub mod containerd;
+pub mod containerd_api;
 pub mod docker;
 pub mod path_rules;
 pub mod store;
@@ -89,9 +90,11 @@ fn runtime_of(source: crate::model::metadata::MetadataSource) -> crate::model::c
     }
 }
 
-/// Fills `identity` on every cgroup of a snapshot.
+/// Fills `identity` on every cgroup of a snapshot, then picks which cgroup reports each
+/// network namespace (that needs the identities: sandbox flags, creation times).
 pub fn identify_snapshot(snapshot: &mut Snapshot, store: &MetadataStore) {
     for sample in &mut snapshot.cgroups {
         sample.identity = identify(&sample.path, store);
     }
+    crate::model::network::assign_namespace_reporters(&mut snapshot.cgroups);
 }

@@ -1,7 +1,7 @@
 //! Cgroup paths (normalised, "/"-rooted, relative to the hierarchy root) and the layout vocabulary.
 //! Knows nothing about where the hierarchy is mounted.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// How the host mounts cgroups, in the kernel's own words.
@@ -27,9 +27,16 @@ impl fmt::Display for CgroupVersion {
 }
 
 /// A cgroup's path inside its hierarchy, always starting with `/` (`/` is the root cgroup).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct CgroupPath(String);
+pub struct CgroupPath(#[serde(deserialize_with = "normalised")] String);
+
+/// Read paths go through [`CgroupPath::from_relative`] too, so no input makes one that leaves
+/// the tree.
+fn normalised<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let raw = String::deserialize(d)?;
+    Ok(CgroupPath::from_relative(&raw).0)
+}
 
 impl CgroupPath {
     /// The root cgroup, `/`.

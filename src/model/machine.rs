@@ -9,6 +9,10 @@ use serde::Serialize;
 pub struct MachineInfo {
     /// Logical CPUs the kernel reports (`cpuN` lines of `/proc/stat`).
     pub logical_cores: Option<u32>,
+    /// Physical cores: distinct (`physical id`, `core id`) pairs of `/proc/cpuinfo`.
+    pub physical_cores: Option<u32>,
+    /// CPU sockets: distinct `physical id`s of `/proc/cpuinfo`.
+    pub sockets: Option<u32>,
     /// `MemTotal` from `/proc/meminfo`, in bytes.
     pub memory_total_bytes: Option<u64>,
     /// `SwapTotal` from `/proc/meminfo`, in bytes.

@@ -5,6 +5,7 @@ pub mod cgroup;
 pub mod container;
 pub mod machine;
 pub mod metadata;
+pub mod network;
 pub mod pods;
 pub mod process;
 pub mod snapshot;
@@ -13,7 +14,7 @@ pub mod tick;
 
 pub use cgroup::{CgroupPath, CgroupVersion};
 pub use machine::MachineInfo;
-pub use process::{ProcessInfo, ProcessList};
+pub use process::{OwnProcess, ProcessInfo, ProcessList};
 pub use snapshot::{CgroupSample, HostStats, Snapshot};
 pub use stats::*;
 pub use tick::{HistoryPoint, Rates, RuntimeStatus, Tick};

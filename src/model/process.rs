@@ -49,3 +49,18 @@ pub struct ProcessList {
     /// Sorted by CPU time (user + system) descending, then by pid.
     pub processes: Vec<ProcessInfo>,
 }
+
+/// cgscope's own process, for the `process_*` families every Prometheus exporter serves.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OwnProcess {
+    /// CPU time used (user + system), ns.
+    pub cpu_ns: u64,
+    /// Resident memory (`VmRSS`), bytes.
+    pub resident_bytes: Option<u64>,
+    /// Open file descriptors (a count of `<proc>/self/fd`).
+    pub open_fds: Option<u64>,
+    /// The soft limit on open file descriptors.
+    pub max_fds: Option<u64>,
+    /// Start time, seconds since the Unix epoch.
+    pub start_unix_s: Option<u64>,
+}

@@ -2,7 +2,7 @@
 //! The order is part of the contract so every exporter's output is deterministic.
 
 use super::metadata::CgroupIdentity;
-use super::{CgroupPath, CgroupStats, InterfaceStats, MachineInfo};
+use super::{CgroupPath, CgroupStats, MachineInfo};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -17,6 +17,18 @@ pub struct CgroupSample {
     pub stats: CgroupStats,
 }
 
+impl CgroupSample {
+    /// The memory this cgroup may use, bytes: its own limit, or for the root cgroup (which
+    /// has none) the machine's memory, as cAdvisor and the kubelet report it. `None` when
+    /// unlimited or not reported.
+    pub fn memory_limit_bytes(&self, machine: &MachineInfo) -> Option<u64> {
+        if self.path.as_str() == "/" {
+            return machine.memory_total_bytes;
+        }
+        self.stats.memory.as_ref().and_then(|m| m.limit_bytes)
+    }
+}
+
 /// Everything one sweep saw.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Snapshot {
@@ -26,7 +38,7 @@ pub struct Snapshot {
     pub machine: MachineInfo,
     /// Machine-wide CPU time from `/proc/stat` at sweep time, ns (docker's system_cpu_usage).
     pub system_cpu_usage_ns: Option<u64>,
-    /// Node-wide counters of `/proc` (the node's own network, task counts).
+    /// Node-wide counters of `/proc` (task counts).
     pub host: HostStats,
     /// Cgroups sorted by path.
     pub cgroups: Vec<CgroupSample>,
@@ -35,11 +47,10 @@ pub struct Snapshot {
 }
 
 /// Node-wide counters read from `/proc` at sweep time, not from any cgroup: what the kubelet's
-/// Summary API reports for the node besides its root cgroup. Each `None` when unreadable.
+/// Summary API reports for the node besides its root cgroup (whose network is the host's,
+/// `model::network`). Each `None` when unreadable.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct HostStats {
-    /// The host network namespace's interfaces (`/proc/1/net/dev`), sorted by name.
-    pub network: Option<Vec<InterfaceStats>>,
     /// Highest pid plus one the kernel hands out (`/proc/sys/kernel/pid_max`).
     pub pid_max: Option<u64>,
     /// Tasks (processes and threads) that exist: the total in `/proc/loadavg`'s fourth field,

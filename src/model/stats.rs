@@ -74,10 +74,22 @@ pub struct MemoryStats {
     pub kernel_bytes: Option<u64>,
     /// v1 times usage hit the limit (`memory.failcnt`).
     pub failcnt: Option<u64>,
-    /// Page faults (minor + major) since creation.
+    /// Page faults (minor + major) since creation, this cgroup and its descendants.
     pub pgfault: Option<u64>,
-    /// Major page faults since creation.
+    /// Major page faults since creation, this cgroup and its descendants.
     pub pgmajfault: Option<u64>,
+    /// Page faults of this cgroup's own tasks only (v1 `pgfault`; `None` on v2, whose
+    /// memory.stat counts descendants too).
+    #[serde(default)]
+    pub pgfault_local: Option<u64>,
+    /// Major page faults of this cgroup's own tasks only (v1 `pgmajfault`; `None` on v2).
+    #[serde(default)]
+    pub pgmajfault_local: Option<u64>,
+    /// Memory the kernel tries to keep for the cgroup under pressure, bytes: v1
+    /// `memory.soft_limit_in_bytes`, v2 `memory.min` (cAdvisor's reservation); `None` =
+    /// none set on v1, or not reported.
+    #[serde(default)]
+    pub reservation_bytes: Option<u64>,
     /// v2 `memory.events` counters.
     pub events: Option<MemoryEvents>,
     /// OOM kills: v2 `memory.events` `oom_kill`, v1 `memory.oom_control` `oom_kill` (4.13+).
@@ -155,24 +167,20 @@ pub struct PressureLine {
 /// Network counters of the cgroup's network namespace.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct NetworkStats {
-    /// The member process shares the host's network namespace: its counters are the host's,
-    /// so `interfaces` is left empty rather than report host traffic as this cgroup's.
+    /// The member process shares the host's network namespace. Only the root cgroup `/`
+    /// reports the host's interfaces; every other cgroup in it reports none.
     pub host_namespace: bool,
+    /// Inode of the network namespace (`<proc>/<pid>/ns/net`), which tells cgroups that
+    /// share one apart from cgroups that do not.
+    #[serde(default)]
+    pub namespace_inode: Option<u64>,
+    /// Another cgroup reports this namespace's counters: the pod sandbox, the container
+    /// whose network this one joined (`--network container:<x>`), or `/` for the host's.
+    /// `interfaces` is then empty, so every sum counts a namespace once (`model::network`).
+    #[serde(default)]
+    pub reported_by: Option<super::CgroupPath>,
     /// Per-interface counters, sorted by name.
     pub interfaces: Vec<InterfaceStats>,
-}
-
-impl NetworkStats {
-    /// The interfaces whose traffic is this namespace's own: none for the host's namespace,
-    /// never loopback (cAdvisor, and so the kubelet, ignore `lo` too).
-    pub fn reported_interfaces(&self) -> impl Iterator<Item = &InterfaceStats> {
-        let own = if self.host_namespace {
-            &[][..]
-        } else {
-            &self.interfaces[..]
-        };
-        own.iter().filter(|i| i.name != "lo")
-    }
 }
 
 /// One line of `/proc/<pid>/net/dev`.

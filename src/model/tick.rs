@@ -13,9 +13,9 @@ pub struct Rates {
     pub io_read_bytes_per_s: Option<f64>,
     /// Block IO written, bytes per second (all devices).
     pub io_write_bytes_per_s: Option<f64>,
-    /// Network received, bytes per second (all interfaces but `lo`).
+    /// Network received, bytes per second (the interfaces the cgroup reports, `model::network`).
     pub net_rx_bytes_per_s: Option<f64>,
-    /// Network sent, bytes per second (all interfaces but `lo`).
+    /// Network sent, bytes per second (the interfaces the cgroup reports, `model::network`).
     pub net_tx_bytes_per_s: Option<f64>,
 }
 
@@ -74,4 +74,6 @@ pub struct Tick {
     pub sweep_duration_s: f64,
     /// Runtime connection states.
     pub runtimes: Vec<RuntimeStatus>,
+    /// cgscope's own process at tick time; `None` when `<proc>/self` cannot be read.
+    pub own_process: Option<super::OwnProcess>,
 }

@@ -21,6 +21,9 @@ pub struct ProcFs {
     machine_id_file: Option<PathBuf>,
     reader: FileReader,
     warned: std::collections::HashSet<&'static str>,
+    /// Physical cores and sockets, read from `cpuinfo` once: they do not change while the
+    /// node runs, and the file is a kilobyte per CPU.
+    topology: Option<Option<(u32, u32)>>,
 }
 
 impl ProcFs {
@@ -32,7 +35,13 @@ impl ProcFs {
             machine_id_file: machine_id_file.map(Path::to_path_buf),
             reader,
             warned: Default::default(),
+            topology: None,
         }
+    }
+
+    /// The proc mount this reads.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// The reader, to hand back to the caller when done (it may hold a capture recorder).
@@ -84,8 +93,21 @@ impl ProcFs {
             Some(p) => self.read_text(&p, "machine-id"),
             None => None,
         };
+        let topology = match self.topology {
+            Some(t) => t,
+            None => {
+                let t = match self.reader.read(&self.root.join("cpuinfo")) {
+                    Ok(Some(b)) => parse_cpuinfo_topology(b),
+                    _ => None,
+                };
+                self.topology = Some(t);
+                t
+            }
+        };
         MachineInfo {
             logical_cores,
+            physical_cores: topology.map(|t| t.0),
+            sockets: topology.map(|t| t.1),
             memory_total_bytes,
             swap_total_bytes,
             kernel_version,
@@ -96,10 +118,8 @@ impl ProcFs {
         }
     }
 
-    /// Node-wide counters: the host namespace's interfaces (through PID 1, else PID 2, as
-    /// [`ProcFs::host_netns`]), `pid_max`, and the task total of `/proc/loadavg`.
+    /// Node-wide counters: `pid_max`, and the task total of `/proc/loadavg`.
     pub fn host(&mut self) -> HostStats {
-        let network = self.interfaces_of(1).or_else(|| self.interfaces_of(2));
         let pid_max = self
             .read_text(&self.root.join("sys/kernel/pid_max"), "pid_max")
             .and_then(|s| s.trim().parse().ok());
@@ -110,11 +130,7 @@ impl ProcFs {
                 let field = s.split_whitespace().nth(3)?;
                 field.split_once('/')?.1.parse().ok()
             });
-        HostStats {
-            network,
-            pid_max,
-            tasks,
-        }
+        HostStats { pid_max, tasks }
     }
 
     /// Total CPU time of the machine, ns: the first seven fields of the `cpu` line of
@@ -146,17 +162,20 @@ impl ProcFs {
     /// The host's network namespace as seen from this proc tree: that of PID 1, or of PID 2
     /// (kthreadd: kernel threads always live in the initial namespaces) when PID 1 may not
     /// be inspected (non-dumpable inits and sandboxes deny it even to root).
-    pub fn host_netns(&mut self) -> Option<PathBuf> {
-        ["1/ns/net", "2/ns/net"]
-            .iter()
-            .find_map(|p| self.reader.read_link(&self.root.join(p)).ok().flatten())
+    pub fn host_netns(&mut self) -> Option<u64> {
+        ["1/ns/net", "2/ns/net"].iter().find_map(|p| {
+            let target = self.reader.read_link(&self.root.join(p)).ok().flatten()?;
+            parse_namespace_link(target.as_os_str().as_encoded_bytes())
+        })
     }
 
-    /// Network namespace of `pid` (`net:[4026531992]`), `None` when the process is gone.
-    pub fn netns_of(&mut self, pid: u64) -> Option<PathBuf> {
+    /// Inode of `pid`'s network namespace (`net:[4026531992]`), `None` when the process is
+    /// gone or the link is odd.
+    pub fn netns_of(&mut self, pid: u64) -> Option<u64> {
         let mut path = self.root.join(pid.to_string());
         path.push("ns/net");
-        self.reader.read_link(&path).ok().flatten()
+        let target = self.reader.read_link(&path).ok().flatten()?;
+        parse_namespace_link(target.as_os_str().as_encoded_bytes())
     }
 
     /// Per-interface counters of `pid`'s network namespace, sorted by name.
@@ -194,34 +213,88 @@ impl ProcFs {
         }
     }
 
-    /// Network stats for a member `pid`, given the host's namespace and a per-sweep cache
-    /// keyed by namespace (pods share one namespace across containers).
+    /// Network stats for a member `pid`, given the host's namespace and a per-sweep cache of
+    /// interfaces by namespace (a pod's containers share one). The host's interfaces are read
+    /// only with `host_interfaces` (for the root cgroup, which reports them); another cgroup
+    /// in the host's namespace gets the namespace and no interfaces.
     pub fn network_of(
         &mut self,
         pid: u64,
-        host_netns: Option<&Path>,
-        cache: &mut HashMap<PathBuf, NetworkStats>,
+        host_netns: Option<u64>,
+        host_interfaces: bool,
+        cache: &mut HashMap<u64, Vec<InterfaceStats>>,
     ) -> Option<NetworkStats> {
         // Without the host's namespace we cannot tell container traffic from host traffic,
         // so report nothing rather than risk attributing the host's counters.
         let host = host_netns?;
         let ns = self.netns_of(pid)?;
-        if ns == host {
-            return Some(NetworkStats {
-                host_namespace: true,
-                interfaces: Vec::new(),
-            });
-        }
-        if let Some(hit) = cache.get(&ns) {
-            return Some(hit.clone());
-        }
-        let stats = NetworkStats {
-            host_namespace: false,
-            interfaces: self.interfaces_of(pid)?,
+        let host_namespace = ns == host;
+        let interfaces = if host_namespace && !host_interfaces {
+            Vec::new()
+        } else if let Some(hit) = cache.get(&ns) {
+            hit.clone()
+        } else {
+            // A host namespace whose counters cannot be read is still the host's: say so
+            // (with no interfaces) rather than nothing.
+            let read = match self.interfaces_of(pid) {
+                Some(read) => read,
+                None if host_namespace => Vec::new(),
+                None => return None,
+            };
+            cache.insert(ns, read.clone());
+            read
         };
-        cache.insert(ns, stats.clone());
-        Some(stats)
+        Some(NetworkStats {
+            host_namespace,
+            namespace_inode: Some(ns),
+            reported_by: None,
+            interfaces,
+        })
     }
+}
+
+/// The inode of a namespace link's target, `net:[4026531992]` (also the `ns/net` entry of a
+/// captured tree, whose link keeps that text).
+pub fn parse_namespace_link(target: &[u8]) -> Option<u64> {
+    let open = target.iter().position(|b| *b == b'[')?;
+    let rest = target.get(open + 1..)?;
+    let close = rest.iter().position(|b| *b == b']')?;
+    format::parse_u64(rest.get(..close)?).ok()
+}
+
+/// Physical cores and sockets from `/proc/cpuinfo`: distinct (`physical id`, `core id`) pairs
+/// and distinct `physical id`s. `None` when the file has no `physical id` (many ARM kernels).
+pub fn parse_cpuinfo_topology(bytes: &[u8]) -> Option<(u32, u32)> {
+    let mut cores = std::collections::BTreeSet::new();
+    let mut sockets = std::collections::BTreeSet::new();
+    let (mut socket, mut core) = (None, None);
+    let mut flush = |socket: &mut Option<u64>, core: &mut Option<u64>| {
+        if let Some(s) = socket.take() {
+            sockets.insert(s);
+            cores.insert((s, core.take().unwrap_or(0)));
+        }
+        *core = None;
+    };
+    for line in format::lines(bytes) {
+        let Some(colon) = line.iter().position(|b| *b == b':') else {
+            // A blank line ends one processor's block.
+            if format::trim(line).is_empty() {
+                flush(&mut socket, &mut core);
+            }
+            continue;
+        };
+        let key = format::trim(&line[..colon]);
+        let value = format::parse_u64(format::trim(&line[colon + 1..])).ok();
+        match key {
+            b"processor" => flush(&mut socket, &mut core),
+            b"physical id" => socket = value,
+            b"core id" => core = value,
+            _ => {}
+        }
+    }
+    flush(&mut socket, &mut core);
+    let n = |len: usize| u32::try_from(len).ok().filter(|n| *n > 0);
+    Some((n(cores.len())?, n(sockets.len())?))
 }
 
 /// `MemTotal` and `SwapTotal` of `/proc/meminfo`, in bytes. Parsed here: procfs-core's
@@ -267,6 +340,41 @@ pub fn parse_partitions(bytes: &[u8]) -> DeviceNames {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn namespace_links_give_their_inode() {
+        assert_eq!(
+            parse_namespace_link(b"net:[4026531992]"),
+            Some(4_026_531_992)
+        );
+        assert_eq!(parse_namespace_link(b"net:[]"), None);
+        assert_eq!(parse_namespace_link(b"net:[12"), None);
+        assert_eq!(parse_namespace_link(b"garbage"), None);
+    }
+
+    #[test]
+    fn cpuinfo_counts_distinct_cores_and_sockets() {
+        // Two sockets, two cores each, two threads per core (8 logical CPUs).
+        let mut text = String::new();
+        for cpu in 0..8 {
+            let (socket, core) = (cpu / 4, (cpu / 2) % 2);
+            text.push_str(&format!(
+                "processor\t: {cpu}\nvendor_id\t: GenuineIntel\nphysical id\t: {socket}\nsiblings\t: 4\ncore id\t\t: {core}\nflags\t\t: fpu vme\n\n"
+            ));
+        }
+        assert_eq!(parse_cpuinfo_topology(text.as_bytes()), Some((4, 2)));
+        // A VM's vCPUs: one socket, one core each.
+        let vm = "processor\t: 0\nphysical id\t: 0\ncore id\t\t: 0\n\nprocessor\t: 1\nphysical id\t: 0\ncore id\t\t: 1\n";
+        assert_eq!(parse_cpuinfo_topology(vm.as_bytes()), Some((2, 1)));
+        assert_eq!(
+            parse_cpuinfo_topology(b"processor : 0\nBogoMIPS : 50\n"),
+            None
+        );
+        assert_eq!(
+            parse_cpuinfo_topology(b"\xff:\n::::\nphysical id: x\n"),
+            None
+        );
+    }
 
     #[test]
     fn meminfo_totals_are_bytes_and_odd_lines_are_skipped() {

@@ -4,7 +4,7 @@
 
 use crate::cgroupfs::format::{self, ParseError};
 use crate::files::FileReader;
-use crate::model::ProcessInfo;
+use crate::model::{OwnProcess, ProcessInfo};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -185,7 +185,8 @@ pub fn clock_ticks_per_second() -> u64 {
     }
 }
 
-/// Reads processes of one proc tree. Short-lived: one per request, never per tick.
+/// Reads processes of one proc tree: one per process-list request, and the sampler's own
+/// (for `<proc>/self` only, once per tick).
 #[derive(Debug)]
 pub struct ProcessReader {
     root: PathBuf,
@@ -285,6 +286,30 @@ impl ProcessReader {
                 })
             }
         }
+    }
+
+    /// cgscope's own process, as `<proc>/self` (our pid in that proc mount's namespace)
+    /// shows it; `None` when the proc tree has no `self` (a captured tree).
+    pub fn own(&mut self) -> Option<OwnProcess> {
+        let target = self
+            .reader
+            .read_link(&self.root.join("self"))
+            .ok()
+            .flatten()?;
+        let pid = format::parse_u64(target.as_os_str().as_encoded_bytes()).ok()?;
+        let info = self.process(pid).ok().flatten()?;
+        self.set_path(pid, "fd");
+        let open_fds = std::fs::read_dir(&self.path)
+            .ok()
+            .map(|dir| dir.filter(Result::is_ok).count() as u64);
+        let max_fds = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+        Some(OwnProcess {
+            cpu_ns: info.cpu_ns(),
+            resident_bytes: info.rss_bytes,
+            open_fds,
+            max_fds,
+            start_unix_s: info.start_unix_s,
+        })
     }
 
     /// Everything about `pid`; `Ok(None)` when it is gone.

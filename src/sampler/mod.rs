@@ -8,6 +8,7 @@ pub mod rates;
 use crate::identity::{identify_snapshot, MetadataStore};
 use crate::model::metadata::MetadataSource;
 use crate::model::{CgroupPath, HistoryPoint, Rates, RuntimeStatus, Tick};
+use crate::proc::processes::{clock_ticks_per_second, ProcessReader};
 use crate::scan::{now_unix_ms, Scanner};
 use filter::CgroupFilter;
 use history::History;
@@ -53,6 +54,8 @@ pub struct Sampler {
     tracked: HashMap<CgroupPath, Tracked>,
     history: Arc<RwLock<History>>,
     seq: u64,
+    /// Reads cgscope's own process each tick (`process_*` families).
+    own: ProcessReader,
 }
 
 /// What the sampler remembers of one cgroup between ticks.
@@ -74,7 +77,9 @@ impl Sampler {
             usize::try_from(config.history.as_millis() / per_interval).unwrap_or(usize::MAX);
         let points = by_age.saturating_add(1).min(config.history_points);
         let history_ms = u64::try_from(config.history.as_millis()).unwrap_or(u64::MAX);
+        let own = ProcessReader::new(scanner.proc_root(), clock_ticks_per_second());
         Sampler {
+            own,
             scanner,
             store,
             history: Arc::new(RwLock::new(History::new(history_ms, points))),
@@ -161,6 +166,7 @@ impl Sampler {
             first_seen_ms: first_seen,
             sweep_duration_s: started.elapsed().as_secs_f64(),
             runtimes,
+            own_process: self.own.own(),
         }
     }
 

@@ -26,19 +26,19 @@ impl Counters {
     /// Extracts the counters of one sample.
     pub fn of(stats: &CgroupStats) -> Self {
         let io = stats.io.as_ref();
-        let net = stats
-            .network
-            .as_ref()
-            .filter(|n| !n.host_namespace)
-            .map(|n| n.interfaces.iter().filter(|i| i.name != "lo"));
+        // Only what the cgroup reports: a namespace shared by several cgroups has its rate on
+        // one of them, so per-pod sums in the UI count it once.
+        let net = stats.network.as_ref().map(|n| {
+            n.reported_interfaces().fold((0u64, 0u64), |(rx, tx), i| {
+                (rx.saturating_add(i.rx_bytes), tx.saturating_add(i.tx_bytes))
+            })
+        });
         Counters {
             cpu_usage_ns: stats.cpu.as_ref().and_then(|c| c.usage_ns),
             io_read_bytes: io.and_then(|io| sum(io.devices.iter().map(|d| d.read_bytes))),
             io_write_bytes: io.and_then(|io| sum(io.devices.iter().map(|d| d.write_bytes))),
-            net_rx_bytes: net
-                .clone()
-                .map(|i| i.map(|i| i.rx_bytes).fold(0u64, u64::saturating_add)),
-            net_tx_bytes: net.map(|i| i.map(|i| i.tx_bytes).fold(0u64, u64::saturating_add)),
+            net_rx_bytes: net.map(|(rx, _)| rx),
+            net_tx_bytes: net.map(|(_, tx)| tx),
         }
     }
 }

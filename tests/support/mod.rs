@@ -5,6 +5,7 @@
 
 pub mod exposition;
 pub mod host;
+pub mod live;
 
 use std::path::{Path, PathBuf};
 
