@@ -545,6 +545,18 @@ fn every_answer_of_the_live_server_matches_the_openapi_document() {
     let gz = request(a, "GET", "/metrics", &[("Accept-Encoding", "gzip")]);
     expect(&mut doc, "/metrics", &gz, 200);
     assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    let resource = expect(
+        &mut doc,
+        "/metrics/resource",
+        &get(a, "/metrics/resource"),
+        200,
+    );
+    assert!(resource
+        .as_str()
+        .unwrap()
+        .contains("resource_scrape_error 0"));
+    let summary = expect(&mut doc, "/stats/summary", &get(a, "/stats/summary"), 200);
+    assert_eq!(summary["pods"][0]["podRef"]["name"], "web-0");
 
     // Outside the documented routes, errors are JSON too.
     let head = request(a, "HEAD", MACHINE, &[]);
@@ -679,9 +691,21 @@ fn answers_before_the_first_sample_are_documented_503s() {
         (CONTAINERS, CONTAINERS),
         (CONTAINER, "/api/v1/containers/fx-burner"),
         (CGROUPS, CGROUPS),
+        ("/stats/summary", "/stats/summary"),
     ] {
         expect(&mut doc, path, &get(a, target), 503);
     }
+    // The kubelet's answer when its stats are unavailable: 200, both error gauges at 1.
+    let resource = expect(
+        &mut doc,
+        "/metrics/resource",
+        &get(a, "/metrics/resource"),
+        200,
+    );
+    assert!(resource
+        .as_str()
+        .unwrap()
+        .contains("\nresource_scrape_error 1\n"));
     doc.assert_checked(|(_, status)| *status == 503);
 }
 
@@ -716,6 +740,8 @@ fn the_openapi_document_is_closed_and_consistent() {
             CONTAINER,
             CGROUPS,
             "/metrics",
+            "/metrics/resource",
+            "/stats/summary",
             "/healthz",
             "/readyz",
         ])
