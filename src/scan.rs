@@ -74,6 +74,11 @@ impl Scanner {
         self.cgroups.set_full_read_every(reads);
     }
 
+    /// See [`CgroupFs::set_per_cpu`].
+    pub fn set_per_cpu(&mut self, per_cpu: bool) {
+        self.cgroups.set_per_cpu(per_cpu);
+    }
+
     /// Files that could not be written by the capture recorders.
     pub fn capture_failures(self) -> u64 {
         let a = self

@@ -137,12 +137,14 @@ pub(super) fn read_v1(
                 format::single_u64,
             );
         }
-        out.per_cpu_usage_ns = ctx.with(
-            Controller::Cpu,
-            dir,
-            "cpuacct.usage_percpu",
-            format::u64_list,
-        );
+        if ctx.per_cpu {
+            out.per_cpu_usage_ns = ctx.with(
+                Controller::Cpu,
+                dir,
+                "cpuacct.usage_percpu",
+                format::u64_list,
+            );
+        }
     }
     if let Some(dir) = cpu {
         if let Some(stat) = ctx.with_partial(Controller::Cpu, dir, "cpu.stat", |b| {

@@ -127,6 +127,8 @@ pub struct CgroupFs {
     discovery: Discovery,
     /// Cgroups read for the first time so far, to stagger their full reads.
     first_reads: u32,
+    /// Whether per-CPU usage (`cpuacct.usage_percpu`) is read.
+    per_cpu: bool,
 }
 
 /// What the reader keeps of one cgroup between sweeps.
@@ -202,6 +204,7 @@ impl CgroupFs {
             full_read_every: 1,
             dir_budget,
             first_reads: u32::MAX,
+            per_cpu: true,
             discovery: Discovery::new(
                 layout
                     .walk_roots()
@@ -232,6 +235,12 @@ impl CgroupFs {
     /// 1 (the default) reads every file every time.
     pub fn set_full_read_every(&mut self, reads: u32) {
         self.full_read_every = reads.max(1);
+    }
+
+    /// Whether to read per-CPU usage (v1 `cpuacct.usage_percpu`; on by default). A daemon
+    /// that exports no per-CPU series turns it off: one file fewer per busy cgroup per sample.
+    pub fn set_per_cpu(&mut self, per_cpu: bool) {
+        self.per_cpu = per_cpu;
     }
 
     /// Starts a sweep; [`CgroupFs::end_sweep`] then forgets cgroups this sweep did not read.
@@ -297,6 +306,7 @@ impl CgroupFs {
             sweep: self.sweep,
             limits: true,
             keep_dirs: read_before,
+            per_cpu: self.per_cpu,
         };
         let mut depth = Depth::Full;
         if known.last.is_some() && known.reads_until_full > 0 {
@@ -479,6 +489,8 @@ pub(crate) struct Ctx<'a> {
     limits: bool,
     /// Whether to open the cgroup's directories for this and later reads.
     keep_dirs: bool,
+    /// Whether to read per-CPU usage.
+    per_cpu: bool,
 }
 
 /// Where a cgroup's files under one hierarchy are read from.
@@ -676,6 +688,65 @@ mod tests {
             memory: r.stats.memory.and_then(|m| m.usage_bytes),
             pids_max: r.stats.pids.and_then(|p| p.limit),
         })
+    }
+
+    /// A v1 tree with cgroup `c` under a `cpuacct` hierarchy, with the text a 6.18 kernel
+    /// gave: usage_user/_sys that do not add up to usage, cpuacct.stat ticks that do.
+    fn v1_cpuacct_tree(root: &Path) {
+        let c = root.join("cpuacct/c");
+        fs::create_dir_all(&c).unwrap();
+        fs::write(c.join("cpuacct.usage"), "996000000\n").unwrap();
+        fs::write(c.join("cpuacct.usage_user"), "76000000\n").unwrap();
+        fs::write(c.join("cpuacct.usage_sys"), "388000000\n").unwrap();
+        fs::write(c.join("cpuacct.stat"), "user 61\nsystem 38\n").unwrap();
+        fs::write(c.join("cpuacct.usage_percpu"), "500000000 496000000 \n").unwrap();
+        fs::write(c.join("cgroup.procs"), "42\n").unwrap();
+    }
+
+    #[test]
+    fn v1_user_and_system_time_come_from_cpuacct_stat_ticks() {
+        let dir = tempfile::tempdir().unwrap();
+        v1_cpuacct_tree(dir.path());
+        let mut fs = CgroupFs::open(dir.path()).unwrap();
+        fs.begin_sweep();
+        let cpu = fs
+            .read(&CgroupPath::from_relative("c"))
+            .unwrap()
+            .stats
+            .cpu
+            .unwrap();
+        assert_eq!(cpu.usage_ns, Some(996_000_000));
+        assert_eq!(
+            (cpu.user_ns, cpu.system_ns),
+            (Some(610_000_000), Some(380_000_000))
+        );
+        assert_eq!(cpu.per_cpu_usage_ns, Some(vec![500_000_000, 496_000_000]));
+    }
+
+    #[test]
+    fn per_cpu_usage_is_not_read_when_turned_off() {
+        let dir = tempfile::tempdir().unwrap();
+        v1_cpuacct_tree(dir.path());
+        let mut fs = CgroupFs::open(dir.path()).unwrap();
+        fs.set_per_cpu(false);
+        // Unreadable as a file: were it opened, the read would fail and be counted.
+        let percpu = dir.path().join("cpuacct/c/cpuacct.usage_percpu");
+        fs::remove_file(&percpu).unwrap();
+        fs::create_dir(&percpu).unwrap();
+        fs.begin_sweep();
+        let cpu = fs
+            .read(&CgroupPath::from_relative("c"))
+            .unwrap()
+            .stats
+            .cpu
+            .unwrap();
+        assert_eq!(cpu.per_cpu_usage_ns, None);
+        assert_eq!(cpu.usage_ns, Some(996_000_000));
+        assert!(
+            fs.errors().counts().is_empty(),
+            "{:?}",
+            fs.errors().counts()
+        );
     }
 
     #[test]

@@ -42,8 +42,18 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::R
     }
     // One directory per cgroup and hierarchy stays open between samples.
     crate::files::raise_open_file_limit();
+    if !rustix::process::geteuid().is_root() {
+        tracing::warn!(
+            "not running as root: cgroups and /proc entries of other users cannot be read, so \
+             read errors and missing network stats follow; run as root, or in the DaemonSet \
+             (daemonset.yaml), which grants what is needed"
+        );
+    }
     let mut scanner = Scanner::open(roots).context("cannot start the cgroup reader")?;
+    let layout = scanner.cgroups().layout().version;
     scanner.set_full_read_every(full_read_every_samples(args.full_read_every, args.interval));
+    // Per-CPU usage feeds only the per-CPU series: not read unless they are asked for.
+    scanner.set_per_cpu(args.per_cpu);
     // Same layout as the sweeps, so a detail request reads the tree the tick came from.
     let processes = ProcessLister::new(scanner.cgroups().layout().clone(), &roots.proc_root);
     let sockets = runtimes.to_sockets();
@@ -62,8 +72,19 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::R
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        let scheme = if args.tls_cert.is_some() { "https" } else { "http" };
+        let ui_host = if addr.ip().is_unspecified() {
+            format!("localhost:{}", addr.port())
+        } else {
+            addr.to_string()
+        };
         tracing::info!(
-            listen = %listener.local_addr()?,
+            listen = %addr,
+            ui = %format!("{scheme}://{ui_host}/"),
+            cgroup_layout = %layout,
+            docker = %sockets.docker.as_ref().map_or("off".into(), |p| p.display().to_string()),
+            containerd = %sockets.containerd.as_ref().map_or("off".into(), |p| p.display().to_string()),
             tls = args.tls_cert.is_some(),
             client_certs = args.client_ca.is_some(),
             bearer_tokens = args.bearer_token_file.is_some(),
