@@ -172,3 +172,156 @@ pub fn system_containers(snapshot: &Snapshot) -> Vec<(&'static str, usize)> {
 pub fn node_cgroup(snapshot: &Snapshot) -> Option<&CgroupSample> {
     snapshot.cgroups.iter().find(|c| c.path.as_str() == "/")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::container::{ContainerId, ContainerRef, PodRef, PodUid, QosClass, Runtime};
+    use crate::model::metadata::{CgroupIdentity, ContainerMeta};
+    use crate::model::{CgroupPath, CgroupStats, CgroupVersion, MachineInfo};
+    use std::sync::Arc;
+
+    const UID: &str = "7f3c2a1e-5b4d-4c6e-9a8b-1d2e3f405162";
+
+    fn pod_ref() -> PodRef {
+        PodRef {
+            uid: PodUid::parse(UID).unwrap_or_else(|| unreachable!()),
+            qos: QosClass::BestEffort,
+        }
+    }
+
+    fn names(container: Option<&str>, sandbox: bool) -> KubernetesNames {
+        KubernetesNames {
+            pod: Some("web-0".into()),
+            namespace: Some("shop".into()),
+            container: container.map(Into::into),
+            pod_uid: Some(UID.into()),
+            sandbox,
+        }
+    }
+
+    fn plain(path: &str) -> CgroupSample {
+        CgroupSample {
+            path: CgroupPath::from_relative(path),
+            identity: None,
+            stats: CgroupStats::default(),
+        }
+    }
+
+    fn container(path: &str, k8s: Option<KubernetesNames>, created: i64) -> CgroupSample {
+        let id = path.rsplit('/').next().unwrap_or_default();
+        let mut s = plain(path);
+        s.identity = Some(CgroupIdentity {
+            path: PathIdentity::Container(ContainerRef {
+                runtime: Some(Runtime::Containerd),
+                id: ContainerId::new(id),
+                pod: k8s.as_ref().map(|_| pod_ref()),
+            }),
+            metadata: Some(Arc::new(ContainerMeta {
+                id: id.into(),
+                created_unix_s: Some(created),
+                kubernetes: k8s,
+                ..ContainerMeta::default()
+            })),
+            pod_names: None,
+        });
+        s
+    }
+
+    fn snapshot(mut cgroups: Vec<CgroupSample>) -> Snapshot {
+        cgroups.sort_by(|a, b| a.path.cmp(&b.path));
+        Snapshot {
+            taken_at_unix_ms: 0,
+            machine: MachineInfo {
+                logical_cores: None,
+                physical_cores: None,
+                sockets: None,
+                memory_total_bytes: None,
+                swap_total_bytes: None,
+                kernel_version: None,
+                boot_id: None,
+                machine_id: None,
+                hostname: None,
+                cgroup_layout: CgroupVersion::V1,
+            },
+            system_cpu_usage_ns: None,
+            host: Default::default(),
+            cgroups,
+            read_errors: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_pod_is_its_workload_containers_with_its_pod_cgroup_and_sandbox_apart() {
+        let pod_path = format!("/kubepods/besteffort/pod{UID}");
+        let mut pod_cgroup = plain(&pod_path);
+        pod_cgroup.identity = Some(CgroupIdentity {
+            path: PathIdentity::Pod(pod_ref()),
+            metadata: None,
+            pod_names: Some(names(None, false)),
+        });
+        let snap = snapshot(vec![
+            plain("/"),
+            plain("/kubepods"),
+            pod_cgroup,
+            container(&format!("{pod_path}/aaa"), Some(names(None, true)), 10),
+            container(
+                &format!("{pod_path}/bbb"),
+                Some(names(Some("nginx"), false)),
+                20,
+            ),
+            // A restart left the old attempt's cgroup: the newer one counts.
+            container(
+                &format!("{pod_path}/ccc"),
+                Some(names(Some("nginx"), false)),
+                30,
+            ),
+            container(
+                &format!("{pod_path}/ddd"),
+                Some(names(Some("sidecar"), false)),
+                25,
+            ),
+            // Docker, not Kubernetes.
+            container("/docker/eee", None, 5),
+        ]);
+        let pods = pods(&snap);
+        assert_eq!(pods.len(), 1);
+        let p = &pods[0];
+        assert_eq!((p.namespace, p.name, p.uid), ("shop", "web-0", UID));
+        let at = |i: Option<usize>| i.map(|i| snap.cgroups[i].path.as_str().to_owned());
+        assert_eq!(at(p.pod_cgroup), Some(pod_path.clone()));
+        assert_eq!(at(p.sandbox), Some(format!("{pod_path}/aaa")));
+        let containers: Vec<(&str, String)> = p
+            .containers
+            .iter()
+            .map(|c| (c.name, snap.cgroups[c.index].path.to_string()))
+            .collect();
+        assert_eq!(
+            containers,
+            [
+                ("nginx", format!("{pod_path}/ccc")),
+                ("sidecar", format!("{pod_path}/ddd"))
+            ]
+        );
+        let system: Vec<(&str, &str)> = system_containers(&snap)
+            .into_iter()
+            .map(|(name, i)| (name, snap.cgroups[i].path.as_str()))
+            .collect();
+        assert_eq!(system, [("pods", "/kubepods")]);
+        assert_eq!(node_cgroup(&snap).map(|c| c.path.as_str()), Some("/"));
+    }
+
+    #[test]
+    fn containers_nothing_names_are_no_pod() {
+        // No namespace: metrics-server would file it under namespace "".
+        let mut unnamed = names(Some("x"), false);
+        unnamed.namespace = None;
+        let snap = snapshot(vec![container(
+            &format!("/kubepods/besteffort/pod{UID}/fff"),
+            Some(unnamed),
+            1,
+        )]);
+        assert!(workload_container(&snap.cgroups[0]).is_none());
+        assert!(pods(&snap).is_empty());
+    }
+}
