@@ -28,7 +28,9 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum Error {
-    #[error("cannot read cgroup root {path}: {source}; mount the host's /sys/fs/cgroup there (read-only is enough) or pass --cgroup-root")]
+    // The OS error is the source, not part of this message: the binary prints the chain, and
+    // writing it here too printed it twice.
+    #[error("cannot read cgroup root {path} (mount the host's /sys/fs/cgroup there, read-only is enough, or pass --cgroup-root)")]
     Unreadable {
         path: PathBuf,
         #[source]
