@@ -3,6 +3,7 @@
 
 use crate::export::api::{self, ContainerQuery, ErrorView, MachineView};
 use crate::export::prometheus::{self, Format, RenderOptions};
+use crate::export::{resource_metrics, summary};
 use crate::model::Tick;
 use crate::process_list::ProcessLister;
 use crate::sampler::Handle;
@@ -86,6 +87,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         // The kubelet's path for the same body, so a kubelet scrape config (the kube-prometheus
         // ServiceMonitor's cAdvisor endpoint) needs only a new port.
         .route("/metrics/cadvisor", get(metrics))
+        .route("/metrics/resource", get(kubelet_resource_metrics))
+        .route("/stats/summary", get(kubelet_summary))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/api/v1/openapi.json", get(openapi))
@@ -545,6 +548,27 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
     let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
     state.last_scrape_ns.store(ns, Ordering::Relaxed);
     response
+}
+
+/// The kubelet's resource metrics; before the first sample, its answer to a failed stats
+/// provider (the scrape-error gauges at 1) rather than a 503, as metrics-server expects.
+async fn kubelet_resource_metrics(State(state): State<Arc<AppState>>) -> Response {
+    let body = match state.handle.tick() {
+        Some(tick) => resource_metrics::render(&tick),
+        None => resource_metrics::render_error(),
+    };
+    (
+        [(header::CONTENT_TYPE, resource_metrics::CONTENT_TYPE)],
+        body,
+    )
+        .into_response()
+}
+
+async fn kubelet_summary(State(state): State<Arc<AppState>>) -> Response {
+    let Some(tick) = state.handle.tick() else {
+        return not_ready();
+    };
+    Json(summary::summary(&tick)).into_response()
 }
 
 async fn machine(State(state): State<Arc<AppState>>) -> Response {

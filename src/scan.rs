@@ -98,6 +98,7 @@ impl Scanner {
     pub fn sweep(&mut self, taken_at_unix_ms: u64) -> Snapshot {
         let machine = self.proc.machine(self.cgroups.layout().version);
         let system_cpu_usage_ns = self.proc.system_cpu_ns();
+        let host = self.proc.host();
         let devices = self.proc.device_names();
         let host_netns = self.proc.host_netns();
         let mut netns_cache = HashMap::new();
@@ -133,6 +134,7 @@ impl Scanner {
             taken_at_unix_ms,
             machine,
             system_cpu_usage_ns,
+            host,
             cgroups,
             read_errors: self.cgroups.errors().counts(),
         }

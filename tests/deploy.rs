@@ -24,13 +24,13 @@ fn repo() -> &'static Path {
 
 // --- the manifest -----------------------------------------------------------------------------
 
-fn manifest_text() -> String {
+pub fn manifest_text() -> String {
     std::fs::read_to_string(repo().join("daemonset.yaml")).unwrap()
 }
 
 /// The opt-in variants exactly as the manifest's header says to make them: lines ending in
 /// `# plain-only` go, `#tls| ` (and with `mtls`, `#mtls| `) prefixes come off.
-fn variant(text: &str, tls: bool, mtls: bool) -> String {
+pub fn variant(text: &str, tls: bool, mtls: bool) -> String {
     if !tls {
         return text.to_owned();
     }
@@ -53,12 +53,12 @@ fn variant(text: &str, tls: bool, mtls: bool) -> String {
     out
 }
 
-fn has_python_yaml() -> bool {
+pub fn has_python_yaml() -> bool {
     ok("python3", &["-c", "import yaml"])
 }
 
 /// Every document of a YAML stream, through PyYAML (installed with kubernetes-validate).
-fn documents(yaml: &str) -> Vec<Value> {
+pub fn documents(yaml: &str) -> Vec<Value> {
     let mut child = Command::new("python3")
         .args([
             "-c",
@@ -74,13 +74,13 @@ fn documents(yaml: &str) -> Vec<Value> {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn kind<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+pub fn kind<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
     docs.iter()
         .find(|d| d["kind"] == kind)
         .unwrap_or_else(|| panic!("no {kind} in daemonset.yaml"))
 }
 
-fn cgscope_container(ds: &Value) -> &Value {
+pub fn cgscope_container(ds: &Value) -> &Value {
     ds["spec"]["template"]["spec"]["containers"]
         .as_array()
         .unwrap()
@@ -310,10 +310,15 @@ fn manifest_validates_against_the_kubernetes_schema() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let files = write_variants(dir.path());
+    // 5 resources in each of the 3 variants, each validated.
+    assert_kubernetes_valid(&write_variants(dir.path()), 15);
+}
+
+/// kubernetes-validate --strict passes `files`, `resources` resources in all.
+pub fn assert_kubernetes_valid(files: &[PathBuf], resources: usize) {
     let out = Command::new("kubernetes-validate")
         .arg("--strict")
-        .args(&files)
+        .args(files)
         .output()
         .unwrap();
     let text = format!(
@@ -323,8 +328,11 @@ fn manifest_validates_against_the_kubernetes_schema() {
     );
     eprintln!("{text}");
     assert!(out.status.success(), "kubernetes-validate failed:\n{text}");
-    // 5 resources in each of the 3 variants, each validated.
-    assert_eq!(text.matches(" passed for resource ").count(), 15, "{text}");
+    assert_eq!(
+        text.matches(" passed for resource ").count(),
+        resources,
+        "{text}"
+    );
 }
 
 #[test]
@@ -336,7 +344,12 @@ fn manifest_passes_checkov_with_a_reason_for_every_skip() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let files = write_variants(dir.path());
+    assert_checkov_clean(&write_variants(dir.path()));
+}
+
+/// checkov (Kubernetes framework, offline) fails no check of `files` and skips none without
+/// a reason.
+pub fn assert_checkov_clean(files: &[PathBuf]) {
     let mut cmd = Command::new("checkov");
     // --skip-download: no calls to the vendor's API (no network here, and none wanted).
     cmd.args([
@@ -348,7 +361,7 @@ fn manifest_passes_checkov_with_a_reason_for_every_skip() {
         "-o",
         "json",
     ]);
-    for f in &files {
+    for f in files {
         cmd.arg("-f").arg(f);
     }
     let out = cmd.output().unwrap();

@@ -35,3 +35,7 @@ mod ui_browser;
 mod deploy;
 // Hostile files, a stuck sampler, a frozen runtime socket, slow and numerous clients.
 mod reliability;
+// The kubelet's /metrics/resource and /stats/summary: goldens, schema, metrics-server's decoder over real pods.
+mod kubelet;
+// deploy/metrics-server/: the variant (schema, checkov, drift from daemonset.yaml) and the metrics-server patch.
+mod deploy_metrics_server;

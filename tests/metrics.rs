@@ -21,7 +21,7 @@ const VOLATILE_FAMILIES: &[&str] = &[
     "cgscope_scrape_duration_seconds",
 ];
 
-fn scenarios() -> Vec<PathBuf> {
+pub fn scenarios() -> Vec<PathBuf> {
     let mut dirs: Vec<_> = std::fs::read_dir(fixtures_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -102,20 +102,24 @@ fn promtool_accepts_every_golden_exposition() {
         return;
     }
     for dir in scenarios() {
-        let golden = dir.join("expected/metrics.prom");
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!("promtool check metrics < '{}'", golden.display()))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}: {}{}",
-            golden.display(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_promtool_accepts(&dir.join("expected/metrics.prom"));
     }
+}
+
+/// `promtool check metrics < golden` exits 0, or the test fails with what promtool said.
+pub fn assert_promtool_accepts(golden: &Path) {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("promtool check metrics < '{}'", golden.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}{}",
+        golden.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn find<'a>(samples: &'a [Sample], name: &str, labels: &[(&str, &str)]) -> Vec<&'a Sample> {
@@ -245,22 +249,28 @@ fn only_allowlisted_runtime_labels_are_exported_and_values_round_trip() {
     );
 }
 
-#[test]
-fn readme_lists_every_metric_family_and_no_other() {
+/// (first cell, second cell) of each row of README's table between `<!-- {marker}:start -->`
+/// and `<!-- {marker}:end -->` whose first cell is code.
+pub fn readme_table(marker: &str) -> Vec<(String, String)> {
     let readme =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     let start = readme
-        .find("<!-- metrics-table:start -->")
-        .expect("README has the metrics table markers");
-    let end = readme.find("<!-- metrics-table:end -->").unwrap();
-    let listed: Vec<(String, String)> = readme[start..end]
+        .find(&format!("<!-- {marker}:start -->"))
+        .unwrap_or_else(|| panic!("README has no {marker} markers"));
+    let end = readme.find(&format!("<!-- {marker}:end -->")).unwrap();
+    readme[start..end]
         .lines()
         .filter_map(|l| {
             let cells: Vec<&str> = l.split('|').map(str::trim).collect();
             (cells.len() > 3 && cells[1].starts_with('`'))
                 .then(|| (cells[1].trim_matches('`').to_owned(), cells[2].to_owned()))
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn readme_lists_every_metric_family_and_no_other() {
+    let listed = readme_table("metrics-table");
     let table: Vec<(String, String)> = families::ALL
         .iter()
         .map(|f| {

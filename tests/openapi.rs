@@ -566,6 +566,9 @@ fn every_answer_of_the_live_server_matches_the_openapi_document() {
     let gz = request(a, "GET", "/metrics", &[("Accept-Encoding", "gzip")]);
     expect(&mut doc, "/metrics", &gz, 200);
     assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    assert_scrape_error(&mut doc, a, 0);
+    let summary = expect(&mut doc, "/stats/summary", &get(a, "/stats/summary"), 200);
+    assert_eq!(summary["pods"][0]["podRef"]["name"], "web-0");
 
     // Outside the documented routes, errors are JSON too.
     let head = request(a, "HEAD", MACHINE, &[]);
@@ -700,10 +703,20 @@ fn answers_before_the_first_sample_are_documented_503s() {
         (CONTAINERS, CONTAINERS),
         (CONTAINER, "/api/v1/containers/fx-burner"),
         (CGROUPS, CGROUPS),
+        ("/stats/summary", "/stats/summary"),
     ] {
         expect(&mut doc, path, &get(a, target), 503);
     }
+    // The kubelet's answer when its stats are unavailable: 200, both error gauges at 1.
+    assert_scrape_error(&mut doc, a, 1);
     doc.assert_checked(|(_, status)| *status == 503);
+}
+
+/// `/metrics/resource` answers 200 as documented, with `resource_scrape_error` at `value`.
+fn assert_scrape_error(doc: &mut Doc, a: SocketAddr, value: u8) {
+    let body = expect(doc, "/metrics/resource", &get(a, "/metrics/resource"), 200);
+    let line = format!("\nresource_scrape_error {value}\n");
+    assert!(body.as_str().unwrap().contains(&line), "{body}");
 }
 
 /// Walks every schema of the document, calling `f` on each object.
@@ -737,6 +750,8 @@ fn the_openapi_document_is_closed_and_consistent() {
             CONTAINER,
             CGROUPS,
             "/metrics",
+            "/metrics/resource",
+            "/stats/summary",
             "/healthz",
             "/readyz",
         ])

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support::host::{ok, run, seed, splitmix, wait_for, Cleanup};
+use crate::support::host::{ok, pod_uid, run, seed, splitmix, wait_for, Cleanup};
 use crate::support::live::{
     assert_promtool_clean, cgroup_u64, get, now_unix, on_path, only_value, query,
     start_cgscope_with, start_prometheus,
@@ -84,18 +84,7 @@ fn a_real_prometheus_scrapes_cgscope_and_promql_sees_the_containers() {
         ],
     );
     // A Kubernetes container as containerd runs it for the kubelet (cgroupfs driver).
-    let pod_uid = {
-        let a = splitmix(&mut rng);
-        let b = splitmix(&mut rng);
-        format!(
-            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-            a >> 32,
-            (a >> 16) & 0xffff,
-            a & 0xfff,
-            b >> 52,
-            b & 0xffff_ffff_ffff
-        )
-    };
+    let pod_uid = pod_uid(&mut rng);
     let cid: String = (0..4)
         .map(|_| format!("{:016x}", splitmix(&mut rng)))
         .collect();

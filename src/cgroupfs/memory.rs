@@ -138,7 +138,8 @@ pub(super) fn read_v1(ctx: &mut Ctx<'_>, dir: &Path) -> Option<MemoryStats> {
 
 pub(super) fn read_v2(ctx: &mut Ctx<'_>, dir: &Path) -> Option<MemoryStats> {
     let before = ctx.found;
-    // The root cgroup has no memory.current/max/events (seen on 6.1): those stay None.
+    // The root cgroup has no memory.current/max/events (seen on 6.1): usage is derived below,
+    // the others stay None.
     let usage = ctx.with(
         Controller::Memory,
         dir,
@@ -193,6 +194,13 @@ pub(super) fn read_v2(ctx: &mut Ctx<'_>, dir: &Path) -> Option<MemoryStats> {
         return None;
     }
     let stat = stat.unwrap_or_default();
+    // The root has no memory.current: runc (and so cAdvisor and the kubelet) count its usage as
+    // memory.stat's anon + file, what v1's usage_in_bytes counts (rss + cache). Without it the
+    // node would have no working set, and metrics-server drops a node without one.
+    let usage = usage.or_else(|| {
+        let (anon, file) = stat.rss.zip(stat.cache)?;
+        (ctx.cgroup.as_str() == "/").then_some(anon.saturating_add(file))
+    });
     Some(MemoryStats {
         usage_bytes: usage,
         limit_bytes: limit,

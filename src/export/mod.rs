@@ -3,6 +3,8 @@
 pub mod api;
 pub mod families;
 pub mod prometheus;
+pub mod resource_metrics;
 pub mod snapshot_json;
+pub mod summary;
 pub mod top;
 pub mod ui;

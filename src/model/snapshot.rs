@@ -38,8 +38,22 @@ pub struct Snapshot {
     pub machine: MachineInfo,
     /// Machine-wide CPU time from `/proc/stat` at sweep time, ns (docker's system_cpu_usage).
     pub system_cpu_usage_ns: Option<u64>,
+    /// Node-wide counters of `/proc` (task counts).
+    pub host: HostStats,
     /// Cgroups sorted by path.
     pub cgroups: Vec<CgroupSample>,
     /// Garbled-file counts per controller since the reader started (kept across sweeps).
     pub read_errors: BTreeMap<String, u64>,
+}
+
+/// Node-wide counters read from `/proc` at sweep time, not from any cgroup: what the kubelet's
+/// Summary API reports for the node besides its root cgroup (whose network is the host's,
+/// `model::network`). Each `None` when unreadable.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct HostStats {
+    /// Highest pid plus one the kernel hands out (`/proc/sys/kernel/pid_max`).
+    pub pid_max: Option<u64>,
+    /// Tasks (processes and threads) that exist: the total in `/proc/loadavg`'s fourth field,
+    /// the count sysinfo(2) calls `procs`.
+    pub tasks: Option<u64>,
 }

@@ -6,7 +6,7 @@ pub mod processes;
 
 use crate::cgroupfs::format;
 use crate::files::FileReader;
-use crate::model::{CgroupVersion, InterfaceStats, MachineInfo, NetworkStats};
+use crate::model::{CgroupVersion, HostStats, InterfaceStats, MachineInfo, NetworkStats};
 use procfs_core::FromRead;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -116,6 +116,21 @@ impl ProcFs {
             hostname,
             cgroup_layout: layout,
         }
+    }
+
+    /// Node-wide counters: `pid_max`, and the task total of `/proc/loadavg`.
+    pub fn host(&mut self) -> HostStats {
+        let pid_max = self
+            .read_text(&self.root.join("sys/kernel/pid_max"), "pid_max")
+            .and_then(|s| s.trim().parse().ok());
+        // "0.20 0.18 0.12 1/80 11206": runnable/existing tasks, then the last pid.
+        let tasks = self
+            .read_text(&self.root.join("loadavg"), "loadavg")
+            .and_then(|s| {
+                let field = s.split_whitespace().nth(3)?;
+                field.split_once('/')?.1.parse().ok()
+            });
+        HostStats { pid_max, tasks }
     }
 
     /// Total CPU time of the machine, ns: the first seven fields of the `cpu` line of

@@ -140,3 +140,103 @@ pub fn shell_in_cgroups(procs_files: &[std::path::PathBuf], tail: &str) -> Comma
     cmd.arg("-c").arg(script).arg("sh");
     cmd
 }
+
+/// A random pod uid in the API's form (a version-4 UUID).
+pub fn pod_uid(rng: &mut u64) -> String {
+    let a = splitmix(rng);
+    let b = splitmix(rng);
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        b >> 52,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+/// A Kubernetes pod as containerd runs it for the kubelet on the cgroupfs driver, made with
+/// `ctr`: a random uid, the kubelet's CRI labels, every container (the sandbox too) in
+/// `/kubepods/besteffort/pod<uid>/<id>`.
+pub struct CtrPod {
+    pub uid: String,
+    pub name: String,
+    pub namespace: String,
+}
+
+impl CtrPod {
+    pub fn new(rng: &mut u64, namespace: &str, name: &str) -> Self {
+        CtrPod {
+            uid: pod_uid(rng),
+            name: name.to_owned(),
+            namespace: namespace.to_owned(),
+        }
+    }
+
+    /// The pod-level cgroup, relative to each hierarchy.
+    pub fn cgroup(&self) -> String {
+        format!("/kubepods/besteffort/pod{}", self.uid)
+    }
+
+    /// Starts `args` in `image` as container `container` of the pod (`None`: its sandbox, with
+    /// the CRI sandbox labels), joining the network namespace of process `netns_pid` when
+    /// given. Registers it (and its cgroups) with `cleanup`; returns the container id.
+    pub fn run(
+        &self,
+        cleanup: &mut Cleanup,
+        rng: &mut u64,
+        image: &str,
+        container: Option<&str>,
+        netns_pid: Option<u32>,
+        args: &[&str],
+    ) -> String {
+        let id: String = (0..4).map(|_| format!("{:016x}", splitmix(rng))).collect();
+        let cgroup = format!("{}/{id}", self.cgroup());
+        cleanup.containerd.push(id.clone());
+        cleanup.cgroups.insert(0, cgroup.clone());
+        if !cleanup.cgroups.contains(&self.cgroup()) {
+            cleanup.cgroups.push(self.cgroup());
+        }
+        let mut argv: Vec<String> = ["-n", "k8s.io", "run", "-d"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        let mut label = |k: &str, v: &str| {
+            argv.push("--label".into());
+            argv.push(format!("{k}={v}"));
+        };
+        label("io.kubernetes.pod.name", &self.name);
+        label("io.kubernetes.pod.namespace", &self.namespace);
+        label("io.kubernetes.pod.uid", &self.uid);
+        match container {
+            Some(c) => {
+                label("io.kubernetes.container.name", c);
+                label("io.cri-containerd.kind", "container");
+            }
+            None => label("io.cri-containerd.kind", "sandbox"),
+        }
+        if let Some(pid) = netns_pid {
+            argv.push("--with-ns".into());
+            argv.push(format!("network:/proc/{pid}/ns/net"));
+        }
+        argv.push("--cgroup".into());
+        argv.push(cgroup);
+        argv.push(format!("docker.io/{image}"));
+        argv.push(id.clone());
+        argv.extend(args.iter().map(|s| (*s).to_owned()));
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        run("ctr", &argv);
+        id
+    }
+}
+
+/// The pid of containerd task `id` (namespace `k8s.io`).
+pub fn ctr_task_pid(id: &str) -> u32 {
+    let out = run("ctr", &["-n", "k8s.io", "task", "ls"]);
+    out.lines()
+        .find_map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next() == Some(id)).then(|| f.next()?.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no running task {id}:\n{out}"))
+}
