@@ -33,3 +33,6 @@ mod real_top;
 mod ui_browser;
 // daemonset.yaml (schema, checkov, flags) and the FROM-scratch image run as it says: TLS, tokens, mTLS.
 mod deploy;
+// deploy/: kustomize renderings equal daemonset.yaml's variants, ServiceMonitor against its CRD,
+// the Grafana dashboard's every query answered by a real Prometheus over real containers.
+mod operator_kit;
