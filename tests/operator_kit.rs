@@ -574,6 +574,22 @@ fn every_dashboard_query_returns_data_through_the_service_monitor() {
         assert_eq!(s["metric"]["namespace"], namespace, "{s}");
         assert_eq!(s["metric"]["node"], node.as_str(), "{s}");
     }
+    // The cAdvisor halves of kube-prometheus's recording rules (node_namespace_pod_container:
+    // container_cpu_usage_seconds_total:sum_irate, ...:container_memory_working_set_bytes)
+    // see the pod's container under its own namespace, pod and container names.
+    for rule in [
+        "sum by (namespace, pod, container) (irate(container_cpu_usage_seconds_total{job=\"kubelet\", metrics_path=\"/metrics/cadvisor\", image!=\"\"}[5m]))",
+        "container_memory_working_set_bytes{job=\"kubelet\", metrics_path=\"/metrics/cadvisor\", image!=\"\"}",
+    ] {
+        let mut seen = Vec::new();
+        wait_for(&format!("the burner in {rule}"), Duration::from_secs(30), || {
+            seen = query(&prom, rule, None);
+            series_where(&seen, "pod", &pod).is_some()
+        });
+        let burner = series_where(&seen, "pod", &pod).unwrap();
+        assert_eq!(burner["metric"]["namespace"], namespace, "{rule}: {burner}");
+        assert_eq!(burner["metric"]["container"], "burner", "{rule}: {burner}");
+    }
     // The drop rules apply: no non-pod container_last_seen.
     let dropped = query(&prom, "container_last_seen{pod=\"\"}", None);
     assert!(dropped.is_empty(), "{dropped:?}");
