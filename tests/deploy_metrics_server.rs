@@ -3,11 +3,12 @@
 //! only where it says, and the JSON patch, applied to metrics-server's stock Deployment, points
 //! metrics-server at the port, certificate and path cgscope serves.
 
-use crate::deploy::{
-    assert_checkov_clean, assert_kubernetes_valid, cgscope_container, documents, has_python_yaml,
-    kind, manifest_text, variant,
-};
+use crate::deploy::{cgscope_container, kind};
 use crate::support::host::ok;
+use crate::support::manifests::{
+    assert_checkov_clean, assert_kubernetes_valid, documents, has_python_yaml, manifest_text,
+    variant,
+};
 use crate::support::require;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};

@@ -39,3 +39,6 @@ mod reliability;
 mod kubelet;
 // deploy/metrics-server/: the variant (schema, checkov, drift from daemonset.yaml) and the metrics-server patch.
 mod deploy_metrics_server;
+// deploy/: kustomize renderings equal daemonset.yaml's variants, ServiceMonitor against its CRD,
+// the Grafana dashboard's every query answered by a real Prometheus over real containers.
+mod operator_kit;

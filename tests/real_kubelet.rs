@@ -6,7 +6,7 @@
 //! own, never the host's), plus a Docker `--network container:` pair. The PromQL the
 //! dashboards run must give the kernel's numbers: CPU once, network once per namespace.
 
-use crate::support::host::{ok, pod_uid, run, seed, splitmix, wait_for, Cleanup};
+use crate::support::host::{container_id, ok, pod_uid, run, seed, splitmix, wait_for, Cleanup};
 use crate::support::live::{
     assert_promtool_clean, cgroup_u64, get, now_unix, on_path, only_value, query,
     start_cgscope_with, start_prometheus_with,
@@ -200,9 +200,11 @@ fn kube_prometheus_rules_over_cgscope_show_the_kernels_numbers() {
 
     // The pod: a sandbox, a 0.5-CPU burner and a pinger, all in the pod's namespace.
     let uid = pod_uid(&mut rng);
-    let new_id =
-        |rng: &mut u64| -> String { (0..4).map(|_| format!("{:016x}", splitmix(rng))).collect() };
-    let (sandbox, burner, pinger) = (new_id(&mut rng), new_id(&mut rng), new_id(&mut rng));
+    let (sandbox, burner, pinger) = (
+        container_id(&mut rng),
+        container_id(&mut rng),
+        container_id(&mut rng),
+    );
     let (namespace, pod) = ("cgscope-kubelet", format!("net-{tag}"));
     let pod_cgroup = format!("/kubepods/burstable/pod{uid}");
     for id in [&sandbox, &burner, &pinger] {

@@ -5,7 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support::host::{ok, pod_uid, run, seed, splitmix, wait_for, Cleanup};
+use crate::support::host::{
+    container_id, ok, pod_uid, run, seed, splitmix, wait_for, Cleanup, PodContainer,
+};
 use crate::support::live::{
     assert_promtool_clean, cgroup_u64, get, now_unix, on_path, only_value, query,
     start_cgscope_with, start_prometheus,
@@ -85,39 +87,18 @@ fn a_real_prometheus_scrapes_cgscope_and_promql_sees_the_containers() {
     );
     // A Kubernetes container as containerd runs it for the kubelet (cgroupfs driver).
     let pod_uid = pod_uid(&mut rng);
-    let cid: String = (0..4)
-        .map(|_| format!("{:016x}", splitmix(&mut rng)))
-        .collect();
+    let cid = container_id(&mut rng);
     let (namespace, pod, container) = ("cgscope-test", format!("web-{tag}"), "server");
-    let pod_cgroup = format!("/kubepods/besteffort/pod{pod_uid}");
-    let k8s_cgroup = format!("{pod_cgroup}/{cid}");
-    cleanup.containerd.push(cid.clone());
-    cleanup.cgroups.push(k8s_cgroup.clone());
-    cleanup.cgroups.push(pod_cgroup.clone());
-    run(
-        "ctr",
-        &[
-            "-n",
-            "k8s.io",
-            "run",
-            "-d",
-            "--label",
-            &format!("io.kubernetes.pod.name={pod}"),
-            "--label",
-            &format!("io.kubernetes.pod.namespace={namespace}"),
-            "--label",
-            &format!("io.kubernetes.pod.uid={pod_uid}"),
-            "--label",
-            &format!("io.kubernetes.container.name={container}"),
-            "--cgroup",
-            &k8s_cgroup,
-            &format!("docker.io/{IMAGE}"),
-            &cid,
-            "/bin/busybox",
-            "sleep",
-            "600",
-        ],
-    );
+    let k8s = PodContainer {
+        namespace,
+        pod: &pod,
+        uid: &pod_uid,
+        container,
+        qos: "besteffort",
+        id: &cid,
+    };
+    k8s.run(IMAGE, &mut cleanup, &[], &["/bin/busybox", "sleep", "600"]);
+    let (k8s_cgroup, pod_cgroup) = (k8s.cgroup(), k8s.pod_cgroup());
     wait_for(
         "the memory holder's 64 MiB",
         Duration::from_secs(30),

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support::host::{ok, run, seed, unique, wait_for, Cleanup};
+use crate::support::host::{ok, run, seed, unique, wait_for, Cleanup, PodContainer};
 use crate::support::{is_root, require};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -742,35 +742,16 @@ fn kubernetes_containerd_containers_appear_with_namespace_pod_container_names() 
     let namespace = "cgstop-ns";
     let pod = format!("web-{}", &uid_hex[32..40]);
     let container = "app";
-    let pod_cgroup = format!("/kubepods/besteffort/pod{pod_uid}");
-    let cgroup = format!("{pod_cgroup}/{cid}");
-    cleanup.containerd.push(cid.clone());
-    cleanup.cgroups.push(cgroup.clone());
-    cleanup.cgroups.push(pod_cgroup);
-    run(
-        "ctr",
-        &[
-            "-n",
-            "k8s.io",
-            "run",
-            "-d",
-            "--label",
-            &format!("io.kubernetes.pod.name={pod}"),
-            "--label",
-            &format!("io.kubernetes.pod.namespace={namespace}"),
-            "--label",
-            &format!("io.kubernetes.pod.uid={pod_uid}"),
-            "--label",
-            &format!("io.kubernetes.container.name={container}"),
-            "--cgroup",
-            &cgroup,
-            &format!("docker.io/{IMAGE}"),
-            &cid,
-            "/bin/busybox",
-            "sleep",
-            "600",
-        ],
-    );
+    let k8s = PodContainer {
+        namespace,
+        pod: &pod,
+        uid: &pod_uid,
+        container,
+        qos: "besteffort",
+        id: &cid,
+    };
+    k8s.run(IMAGE, &mut cleanup, &[], &["/bin/busybox", "sleep", "600"]);
+    let cgroup = k8s.cgroup();
     let full_name = format!("{namespace}/{pod}/{container}");
 
     let listed = by_name(&succeed(top_json(), Duration::from_secs(60)));

@@ -45,6 +45,24 @@ pub fn splitmix(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// A random pod uid in the kubelet's form (a version-4 UUID).
+pub fn pod_uid(rng: &mut u64) -> String {
+    let (a, b) = (splitmix(rng), splitmix(rng));
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        b >> 52,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+/// A random 64-hex container id, as containerd and Docker make them.
+pub fn container_id(rng: &mut u64) -> String {
+    (0..4).map(|_| format!("{:016x}", splitmix(rng))).collect()
+}
+
 /// `<prefix>-<pid>-<8 hex>`: unique per run and per call.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{:08x}", std::process::id(), seed() as u32)
@@ -114,6 +132,57 @@ impl Drop for Cleanup {
     }
 }
 
+/// A Kubernetes pod's container as containerd runs it for the kubelet on the cgroupfs driver:
+/// namespace `k8s.io`, the CRI labels, cgroup `/kubepods/<qos>/pod<uid>/<id>`.
+pub struct PodContainer<'a> {
+    pub namespace: &'a str,
+    pub pod: &'a str,
+    pub uid: &'a str,
+    pub container: &'a str,
+    /// `besteffort` or `burstable`.
+    pub qos: &'a str,
+    pub id: &'a str,
+}
+
+impl PodContainer<'_> {
+    pub fn pod_cgroup(&self) -> String {
+        format!("/kubepods/{}/pod{}", self.qos, self.uid)
+    }
+
+    pub fn cgroup(&self) -> String {
+        format!("{}/{}", self.pod_cgroup(), self.id)
+    }
+
+    /// `ctr run -d` of `image` with `cmd`, `extra` options (e.g. `--cpu-quota`) before the
+    /// image; the container and its cgroups go into `cleanup` first, so a failed start is
+    /// cleaned up too.
+    pub fn run(&self, image: &str, cleanup: &mut Cleanup, extra: &[&str], cmd: &[&str]) {
+        cleanup.containerd.push(self.id.to_owned());
+        cleanup.cgroups.push(self.cgroup());
+        cleanup.cgroups.push(self.pod_cgroup());
+        let labels = [
+            format!("io.kubernetes.pod.name={}", self.pod),
+            format!("io.kubernetes.pod.namespace={}", self.namespace),
+            format!("io.kubernetes.pod.uid={}", self.uid),
+            format!("io.kubernetes.container.name={}", self.container),
+        ];
+        let mut args: Vec<String> = ["-n", "k8s.io", "run", "-d"].map(String::from).to_vec();
+        for label in labels {
+            args.extend(["--label".to_owned(), label]);
+        }
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        args.extend([
+            "--cgroup".to_owned(),
+            self.cgroup(),
+            format!("docker.io/{image}"),
+        ]);
+        args.push(self.id.to_owned());
+        args.extend(cmd.iter().map(|s| (*s).to_owned()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run("ctr", &args);
+    }
+}
+
 /// util-linux's setpriv, used to give workloads a parent-death signal.
 const SETPRIV: &str = "/usr/bin/setpriv";
 
@@ -139,20 +208,6 @@ pub fn shell_in_cgroups(procs_files: &[std::path::PathBuf], tail: &str) -> Comma
     };
     cmd.arg("-c").arg(script).arg("sh");
     cmd
-}
-
-/// A random pod uid in the API's form (a version-4 UUID).
-pub fn pod_uid(rng: &mut u64) -> String {
-    let a = splitmix(rng);
-    let b = splitmix(rng);
-    format!(
-        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0xfff,
-        b >> 52,
-        b & 0xffff_ffff_ffff
-    )
 }
 
 /// A Kubernetes pod as containerd runs it for the kubelet on the cgroupfs driver, made with

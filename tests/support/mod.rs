@@ -6,6 +6,7 @@
 pub mod exposition;
 pub mod host;
 pub mod live;
+pub mod manifests;
 
 use std::path::{Path, PathBuf};
 
