@@ -130,6 +130,9 @@ impl ContainerdClient {
                     namespace: Some(ns.name.clone()),
                     cgroup_path,
                     kubernetes,
+                    // containerd's API does not say; Kubernetes pods are told apart by the
+                    // sandbox flag instead.
+                    network_joined_from: None,
                 });
             }
         }

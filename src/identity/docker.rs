@@ -4,7 +4,7 @@
 
 use super::store::MetadataStore;
 use super::RuntimeError;
-use crate::model::metadata::{ContainerMeta, KubernetesNames, MetadataSource};
+use crate::model::metadata::{network_joined_from, ContainerMeta, KubernetesNames, MetadataSource};
 use bollard::query_parameters::{EventsOptions, InspectContainerOptions, ListContainersOptions};
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -76,6 +76,12 @@ impl DockerClient {
                 image_id: summary.image_id.clone(),
                 labels: sorted(summary.labels.clone()),
                 created_unix_s: summary.created,
+                network_joined_from: network_joined_from(
+                    summary
+                        .host_config
+                        .as_ref()
+                        .and_then(|h| h.network_mode.as_deref()),
+                ),
                 ..ContainerMeta::default()
             };
             meta.kubernetes = KubernetesNames::from_labels(&meta.labels);
@@ -129,6 +135,11 @@ impl DockerClient {
             restart_count: c.restart_count.and_then(|r| u64::try_from(r).ok()),
             namespace: None,
             cgroup_path: None,
+            network_joined_from: network_joined_from(
+                c.host_config
+                    .as_ref()
+                    .and_then(|h| h.network_mode.as_deref()),
+            ),
         })
     }
 

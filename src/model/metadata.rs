@@ -47,6 +47,18 @@ pub struct ContainerMeta {
     pub cgroup_path: Option<String>,
     /// Kubernetes names from the kubelet's labels, when present.
     pub kubernetes: Option<KubernetesNames>,
+    /// The container whose network namespace this one joined, as the runtime says (Docker's
+    /// `--network container:<x>`: `NetworkMode` `container:<x>`); it reports the counters.
+    #[serde(default)]
+    pub network_joined_from: Option<String>,
+}
+
+/// The container a Docker `NetworkMode` joins (`container:<id or name>`), if any.
+pub fn network_joined_from(network_mode: Option<&str>) -> Option<String> {
+    network_mode
+        .and_then(|m| m.strip_prefix("container:"))
+        .filter(|target| !target.is_empty())
+        .map(str::to_owned)
 }
 
 /// The kubelet's `io.kubernetes.*` labels on a container.

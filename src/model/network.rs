@@ -32,24 +32,26 @@ impl NetworkStats {
 
 /// How strongly a cgroup claims the namespace it is in; the greatest claim reports it.
 /// Order: the root cgroup for the host's namespace; a Kubernetes pod sandbox (the kubelet
-/// reports a pod's network on it); any container over a plain cgroup (a sub-cgroup made
-/// inside a container shares its namespace); the container created first (a
-/// `--network container:<x>` container is always created after `<x>`); the shallower path;
-/// then the path itself, so the choice is stable from tick to tick.
-fn claim(
-    sample: &CgroupSample,
-) -> (
+/// reports a pod's network on it); a container the runtime does not say joined another's
+/// network (Docker's `--network container:<x>` names `<x>`); any container over a plain
+/// cgroup (a sub-cgroup made inside a container shares its namespace); the container created
+/// first; the shallower path; then the path itself, so the choice is stable from tick to tick.
+type Claim = (
+    bool,
     bool,
     bool,
     bool,
     std::cmp::Reverse<i64>,
     std::cmp::Reverse<usize>,
-) {
+);
+
+fn claim(sample: &CgroupSample) -> Claim {
     let identity = sample.identity.as_ref();
     let meta = identity.and_then(|i| i.metadata.as_deref());
     let sandbox = meta
         .and_then(|m| m.kubernetes.as_ref())
         .is_some_and(|k| k.sandbox);
+    let joined = meta.is_some_and(|m| m.network_joined_from.is_some());
     let container = matches!(identity.map(|i| &i.path), Some(PathIdentity::Container(_)));
     let created = meta
         .and_then(|m| m.created_unix_s.or(m.started_unix_s))
@@ -58,6 +60,7 @@ fn claim(
     (
         sample.path == CgroupPath::root(),
         sandbox,
+        !joined,
         container,
         std::cmp::Reverse(created),
         std::cmp::Reverse(depth),
@@ -245,6 +248,24 @@ mod tests {
         assert_eq!(reported(&cgroups[1]), ["eth0"]);
         assert!(reported(&cgroups[2]).is_empty());
         assert_eq!(reported(&cgroups[3]), ["eth0"]);
+    }
+
+    #[test]
+    fn a_container_that_joined_another_network_never_reports_it() {
+        // Created in the same second, and the joiner's path sorts first: only the runtime's
+        // word tells them apart.
+        let mut joiner = container(sample("/docker/aaa", Some(11), false), "aaa", 100, false);
+        if let Some(identity) = joiner.identity.as_mut() {
+            let meta = Arc::make_mut(identity.metadata.as_mut().unwrap());
+            meta.network_joined_from = Some("bbb".into());
+        }
+        let mut cgroups = vec![
+            joiner,
+            container(sample("/docker/bbb", Some(11), false), "bbb", 100, false),
+        ];
+        assign_namespace_reporters(&mut cgroups);
+        assert!(reported(&cgroups[0]).is_empty());
+        assert_eq!(reported(&cgroups[1]), ["eth0"]);
     }
 
     #[test]
