@@ -168,10 +168,12 @@ pub struct ServeArgs {
     /// How often runtime metadata is fully re-listed, besides following events.
     #[arg(long, env = "CGSCOPE_RUNTIME_RESYNC", default_value = "60s", value_parser = humantime::parse_duration)]
     pub runtime_resync: std::time::Duration,
-    /// Serve HTTPS with this PEM certificate chain (needs --tls-key); reloaded when it changes.
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key); reloaded when its
+    /// contents change.
     #[arg(long, env = "CGSCOPE_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
-    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1); reloaded when it changes.
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1); reloaded when its contents
+    /// change.
     #[arg(long, env = "CGSCOPE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// PEM CA bundle for client certificates (mTLS, needs --tls-cert): a client certificate it
@@ -183,7 +185,7 @@ pub struct ServeArgs {
     /// `Authorization: Bearer <token>` (or, with --client-ca, a client certificate).
     #[arg(long, env = "CGSCOPE_BEARER_TOKEN_FILE")]
     pub bearer_token_file: Option<PathBuf>,
-    /// How often the TLS and token files are checked for changes (and reloaded).
+    /// How often the TLS and token files are read; those whose contents changed are reloaded.
     #[arg(long, env = "CGSCOPE_CREDENTIALS_RELOAD_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub credentials_reload_interval: std::time::Duration,
     /// Connections open at once; one more is closed as soon as it is accepted.

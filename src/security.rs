@@ -1,6 +1,6 @@
 //! Endpoint security for `cgscope serve`: bearer tokens (constant-time comparison), TLS on
 //! rustls with the ring provider, optional client certificates (mTLS), and a poller that
-//! reloads changed credential files (mtime/size/inode, every few seconds) without a restart.
+//! reloads credential files whose contents changed (read every few seconds) without a restart.
 
 use crate::export::api::ErrorView;
 use axum::extract::{Request, State};
@@ -14,10 +14,9 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use subtle::{Choice, ConstantTimeEq};
 
 /// Routes that answer without credentials: kubelet probes carry neither tokens nor client
@@ -110,20 +109,38 @@ fn ct_eq_padded(expected: &[u8], presented: &[u8]) -> Choice {
     equal
 }
 
+/// The flag that names the server's token file, in errors about it.
+const TOKEN_FILE: &str = "--bearer-token-file";
+
 /// Reads a bearer-token file: one token per line, surrounding whitespace and blank lines
 /// ignored. A token is visible ASCII without spaces (what fits in `Authorization: Bearer`).
 pub fn load_tokens(path: &Path) -> Result<Tokens, SecurityError> {
-    const WHAT: &str = "--bearer-token-file";
-    let bytes = std::fs::read(path).map_err(|error| SecurityError::Read {
-        what: WHAT,
-        path: path.to_owned(),
-        error,
-    })?;
-    let text = String::from_utf8(bytes).map_err(|_| SecurityError::Invalid {
-        what: WHAT,
-        path: path.to_owned(),
-        message: "is not UTF-8 text".into(),
-    })?;
+    parse_tokens(TOKEN_FILE, path, &FileContents::read(path))
+}
+
+/// The first token of a token file (see [`load_tokens`]) that `what` names, for a client
+/// to send.
+pub fn load_client_token(what: &'static str, path: &Path) -> Result<String, SecurityError> {
+    let Tokens(tokens) = parse_tokens(what, path, &FileContents::read(path))?;
+    // parse_tokens returns at least one token, each visible ASCII.
+    Ok(tokens
+        .into_iter()
+        .next()
+        .map(|t| String::from_utf8_lossy(&t).into_owned())
+        .unwrap_or_default())
+}
+
+fn parse_tokens(
+    what: &'static str,
+    path: &Path,
+    contents: &FileContents,
+) -> Result<Tokens, SecurityError> {
+    let text =
+        std::str::from_utf8(contents.bytes(what, path)?).map_err(|_| SecurityError::Invalid {
+            what,
+            path: path.to_owned(),
+            message: "is not UTF-8 text".into(),
+        })?;
     let mut tokens = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let token = line.trim();
@@ -132,7 +149,7 @@ pub fn load_tokens(path: &Path) -> Result<Tokens, SecurityError> {
         }
         if !token.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(SecurityError::Invalid {
-                what: WHAT,
+                what,
                 path: path.to_owned(),
                 message: format!(
                     "line {} is not a bearer token (visible ASCII without spaces)",
@@ -144,7 +161,7 @@ pub fn load_tokens(path: &Path) -> Result<Tokens, SecurityError> {
     }
     if tokens.is_empty() {
         return Err(SecurityError::Empty {
-            what: WHAT,
+            what,
             path: path.to_owned(),
             expected: "token (one per line)",
         });
@@ -324,20 +341,20 @@ pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
         || allowed.contains(&name)
 }
 
-fn read_file(what: &'static str, path: &Path) -> Result<Vec<u8>, SecurityError> {
-    std::fs::read(path).map_err(|error| SecurityError::Read {
-        what,
-        path: path.to_owned(),
-        error,
-    })
-}
-
-fn read_certs(
+/// The PEM certificates of a file that `what` names (at least one).
+pub fn read_certs(
     what: &'static str,
     path: &Path,
 ) -> Result<Vec<CertificateDer<'static>>, SecurityError> {
-    let pem = read_file(what, path)?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
+    parse_certs(what, path, &FileContents::read(path))
+}
+
+fn parse_certs(
+    what: &'static str,
+    path: &Path,
+    contents: &FileContents,
+) -> Result<Vec<CertificateDer<'static>>, SecurityError> {
+    let certs = CertificateDer::pem_slice_iter(contents.bytes(what, path)?)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| SecurityError::Invalid {
             what,
@@ -354,18 +371,25 @@ fn read_certs(
     Ok(certs)
 }
 
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, SecurityError> {
-    const WHAT: &str = "--tls-key";
-    let pem = read_file(WHAT, path)?;
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| SecurityError::Invalid {
-        what: WHAT,
+/// The PEM private key of a file that `what` names.
+pub fn read_key(what: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>, SecurityError> {
+    parse_key(what, path, &FileContents::read(path))
+}
+
+fn parse_key(
+    what: &'static str,
+    path: &Path,
+    contents: &FileContents,
+) -> Result<PrivateKeyDer<'static>, SecurityError> {
+    PrivateKeyDer::from_pem_slice(contents.bytes(what, path)?).map_err(|e| SecurityError::Invalid {
+        what,
         path: path.to_owned(),
         message: format!("no PEM private key (PKCS#8, PKCS#1 or SEC1): {e}"),
     })
 }
 
 /// The ring provider: aws-lc-rs (rustls' default) is a large C build.
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
@@ -373,9 +397,20 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// ALPN, and with a client CA, client certificates verified against it (requested, not
 /// required: unauthenticated clients still reach the probes; [`require_auth`] guards the rest).
 pub fn server_config(files: &TlsFiles) -> Result<ServerConfig, SecurityError> {
+    server_config_of(files, &read_tls(files))
+}
+
+/// [`server_config`] from the files' `contents`, read in [`tls_paths`] order.
+fn server_config_of(
+    files: &TlsFiles,
+    contents: &[FileContents],
+) -> Result<ServerConfig, SecurityError> {
+    let [cert, key, ca_contents @ ..] = contents else {
+        return Err(SecurityError::Tls("certificate and key not read".into()));
+    };
     let provider = provider();
-    let certs = read_certs("--tls-cert", &files.cert)?;
-    let key = read_key(&files.key)?;
+    let certs = parse_certs("--tls-cert", &files.cert, cert)?;
+    let key = parse_key("--tls-key", &files.key, key)?;
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| SecurityError::Tls(e.to_string()))?;
@@ -383,7 +418,10 @@ pub fn server_config(files: &TlsFiles) -> Result<ServerConfig, SecurityError> {
         None => builder.with_no_client_auth(),
         Some(ca) => {
             let mut roots = RootCertStore::empty();
-            for cert in read_certs("--client-ca", ca)? {
+            let Some(ca_contents) = ca_contents.first() else {
+                return Err(SecurityError::Tls("client CA not read".into()));
+            };
+            for cert in parse_certs("--client-ca", ca, ca_contents)? {
                 roots.add(cert).map_err(|e| SecurityError::Invalid {
                     what: "--client-ca",
                     path: ca.clone(),
@@ -409,28 +447,44 @@ pub fn server_config(files: &TlsFiles) -> Result<ServerConfig, SecurityError> {
     Ok(config)
 }
 
-/// What identifies one version of a file: a Kubernetes Secret update swaps a symlink to new
-/// files (new inode); an in-place rewrite changes mtime or size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    modified: Option<SystemTime>,
-    len: u64,
-    dev: u64,
-    ino: u64,
+/// One read of a credential file: its bytes, or why it could not be read. Reloads compare
+/// these (the files are a few KiB), not metadata: `cp -p` or `rsync -t` rewrite a file in
+/// place with its size and mtime kept, which no stamp would tell apart.
+#[derive(Debug)]
+struct FileContents(Result<Vec<u8>, std::io::Error>);
+
+impl FileContents {
+    fn read(path: &Path) -> Self {
+        FileContents(std::fs::read(path))
+    }
+
+    /// The bytes, or the read error as a [`SecurityError`] naming the flag.
+    fn bytes(&self, what: &'static str, path: &Path) -> Result<&[u8], SecurityError> {
+        match &self.0 {
+            Ok(bytes) => Ok(bytes),
+            Err(error) => Err(SecurityError::Read {
+                what,
+                path: path.to_owned(),
+                error: std::io::Error::new(error.kind(), error.to_string()),
+            }),
+        }
+    }
 }
 
-fn stamp(path: &Path) -> Option<Stamp> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some(Stamp {
-        modified: meta.modified().ok(),
-        len: meta.len(),
-        dev: meta.dev(),
-        ino: meta.ino(),
-    })
+/// Equal bytes, or the same failure (so a file that stays unreadable is reported once).
+impl PartialEq for FileContents {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Ok(a), Ok(b)) => a == b,
+            (Err(a), Err(b)) => a.kind() == b.kind() && a.to_string() == b.to_string(),
+            _ => false,
+        }
+    }
 }
 
-fn stamps<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) -> Vec<Option<Stamp>> {
-    paths.into_iter().map(|p| stamp(p)).collect()
+/// The current contents of the TLS files, in [`tls_paths`] order.
+fn read_tls(files: &TlsFiles) -> Vec<FileContents> {
+    tls_paths(files).map(|p| FileContents::read(p)).collect()
 }
 
 fn tls_paths(files: &TlsFiles) -> impl Iterator<Item = &PathBuf> {
@@ -446,9 +500,10 @@ pub struct Security {
     auth: Arc<Auth>,
     tls: Option<(TlsFiles, RustlsConfig)>,
     token_file: Option<PathBuf>,
-    /// File stamps taken just before the files were read.
-    tls_stamps: Vec<Option<Stamp>>,
-    token_stamp: Option<Stamp>,
+    /// The file contents last seen, from which the configuration in service was built (or,
+    /// after a failed reload, which failed to load).
+    tls_seen: Vec<FileContents>,
+    token_seen: Option<FileContents>,
 }
 
 impl Security {
@@ -458,25 +513,26 @@ impl Security {
             auth: Arc::new(Auth::open()),
             tls: None,
             token_file: None,
-            tls_stamps: Vec::new(),
-            token_stamp: None,
+            tls_seen: Vec::new(),
+            token_seen: None,
         }
     }
 
     /// Reads every credential file; any problem is an error (the daemon must not start
     /// with less security than asked for).
     pub fn load(options: &SecurityOptions) -> Result<Self, SecurityError> {
-        let token_stamp = options.bearer_token_file.as_deref().and_then(stamp);
-        let tokens = options
-            .bearer_token_file
-            .as_deref()
-            .map(load_tokens)
-            .transpose()?;
-        let (tls, tls_stamps) = match &options.tls {
+        let (tokens, token_seen) = match options.bearer_token_file.as_deref() {
+            Some(path) => {
+                let seen = FileContents::read(path);
+                (Some(parse_tokens(TOKEN_FILE, path, &seen)?), Some(seen))
+            }
+            None => (None, None),
+        };
+        let (tls, tls_seen) = match &options.tls {
             Some(files) => {
-                let before = stamps(tls_paths(files));
-                let config = RustlsConfig::from_config(Arc::new(server_config(files)?));
-                (Some((files.clone(), config)), before)
+                let seen = read_tls(files);
+                let config = RustlsConfig::from_config(Arc::new(server_config_of(files, &seen)?));
+                (Some((files.clone(), config)), seen)
             }
             None => (None, Vec::new()),
         };
@@ -487,8 +543,8 @@ impl Security {
             ),
             tls,
             token_file: options.bearer_token_file.clone(),
-            tls_stamps,
-            token_stamp,
+            tls_seen,
+            token_seen,
         })
     }
 
@@ -502,16 +558,16 @@ impl Security {
         self.tls.as_ref().map(|(_, config)| config.clone())
     }
 
-    /// Checks the credential files once and reloads those that changed. A file that fails
-    /// to load (half written, key not matching yet) keeps the previous configuration in
-    /// service and is tried again on its next change. Returns how many reloads succeeded.
+    /// Reads the credential files once and reloads those whose contents changed. A file that
+    /// fails to load (unreadable, half written, key not matching yet) keeps the previous
+    /// configuration in service, is logged once, and is tried again when its contents change.
+    /// Returns how many reloads succeeded.
     pub fn reload_changed(&mut self) -> usize {
         let mut reloaded = 0;
         if let Some((files, config)) = &self.tls {
-            let now = stamps(tls_paths(files));
-            if now != self.tls_stamps {
-                self.tls_stamps = now;
-                match server_config(files) {
+            let now = read_tls(files);
+            if now != self.tls_seen {
+                match server_config_of(files, &now) {
                     Ok(new) => {
                         config.reload_from_config(Arc::new(new));
                         tracing::info!(cert = %files.cert.display(), "reloaded the TLS configuration");
@@ -522,13 +578,13 @@ impl Security {
                         "TLS files changed but do not load; still serving the previous ones"
                     ),
                 }
+                self.tls_seen = now;
             }
         }
         if let Some(path) = &self.token_file {
-            let now = stamp(path);
-            if now != self.token_stamp {
-                self.token_stamp = now;
-                match load_tokens(path) {
+            let now = FileContents::read(path);
+            if self.token_seen.as_ref() != Some(&now) {
+                match parse_tokens(TOKEN_FILE, path, &now) {
                     Ok(tokens) => {
                         tracing::info!(tokens = tokens.len(), "reloaded the bearer tokens");
                         self.auth.set_tokens(tokens);
@@ -539,14 +595,15 @@ impl Security {
                         "token file changed but does not load; the previous tokens stay valid"
                     ),
                 }
+                self.token_seen = Some(now);
             }
         }
         reloaded
     }
 
-    /// Polls the credential files every `every` on the blocking pool (a stat per file; files
-    /// are read only when they changed). Polling, not inotify: Secret volumes update through
-    /// symlink swaps in the parent directory, which a poll of the resolved files sees simply.
+    /// Reads the credential files every `every` on the blocking pool and reloads those whose
+    /// bytes changed. Polling, not inotify: Secret volumes update through symlink swaps in the
+    /// parent directory, which a read of the resolved paths sees simply.
     pub fn spawn_reloader(mut self, every: Duration) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             if self.tls.is_none() && self.token_file.is_none() {
@@ -586,6 +643,7 @@ mod tests {
     };
     use std::io::{Read, Write};
     use std::net::{SocketAddr, TcpStream};
+    use std::os::unix::fs::MetadataExt;
     use tower::ServiceExt;
 
     /// A test CA: its PEM and an issuer for leaf certificates.
@@ -1005,6 +1063,22 @@ mod tests {
         Ok((code, leaf))
     }
 
+    /// How a TLS connection that sends nothing but its handshake ends: the error read.
+    fn handshake_error(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> std::io::Error {
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut conn = rustls::ClientConnection::new(config, name).unwrap();
+        let mut sock = TcpStream::connect(addr).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        // Read only: in TLS 1.3 the client's side of the handshake ends before the server has
+        // checked its certificate, and the verdict comes as an alert; a request written then
+        // could meet the closed socket (EPIPE) before the alert is read.
+        let mut out = Vec::new();
+        rustls::Stream::new(&mut conn, &mut sock)
+            .read_to_end(&mut out)
+            .unwrap_err()
+    }
+
     #[test]
     fn mtls_client_certificates_authenticate_and_others_are_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -1065,11 +1139,36 @@ mod tests {
             200
         );
         // A certificate from another CA fails the handshake: no HTTP at all.
-        let err = https_get(server.addr, untrusted, "/healthz", None).unwrap_err();
-        assert!(
-            err.to_string().contains("alert") || err.kind() != std::io::ErrorKind::Other,
-            "{err}"
+        let err = handshake_error(server.addr, untrusted);
+        assert_eq!(
+            err.get_ref()
+                .and_then(|e| e.downcast_ref::<rustls::Error>()),
+            Some(&rustls::Error::AlertReceived(
+                rustls::AlertDescription::UnknownCA
+            )),
+            "{err:?}"
         );
+    }
+
+    /// Polls `done` every 100 ms; panics with `what` after 10 s.
+    fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+        let start = std::time::Instant::now();
+        while !done() {
+            assert!(start.elapsed() < Duration::from_secs(10), "{what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Rewrites `path` in place (same inode) and sets its mtime back, as `cp -p` does.
+    fn rewrite_keeping_mtime(path: &Path, text: &str) {
+        let modified = std::fs::metadata(path).unwrap().modified().unwrap();
+        std::fs::write(path, text).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(modified)
+            .unwrap();
     }
 
     #[test]
@@ -1104,19 +1203,14 @@ mod tests {
         // A half-done update (new cert, old key) does not load: the old pair stays in service.
         std::fs::write(&cert_path, &cert2).unwrap();
         std::thread::sleep(Duration::from_millis(500));
-        assert_eq!(get("old-token"), (200, der1));
+        assert_eq!(get("old-token"), (200, der1.clone()));
         std::fs::write(&key_path, &key2).unwrap();
         // Kubernetes-style: the token file is replaced by a rename (new inode).
         let staged = write(dir.path(), "tokens.new", "new-token\nsecond-new\n");
         std::fs::rename(&staged, &token_path).unwrap();
-        let start = std::time::Instant::now();
-        while get("new-token").0 != 200 {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "the new token was never accepted"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_until("the new token was never accepted", || {
+            get("new-token").0 == 200
+        });
         assert_eq!(get("new-token"), (200, der2));
         assert_eq!(get("second-new").0, 200);
         assert_eq!(get("old-token").0, 401);
@@ -1126,8 +1220,40 @@ mod tests {
         std::thread::sleep(Duration::from_millis(500));
         assert_eq!(get("new-token").0, 200);
         assert_eq!(
-            https_get(server.addr, client, "/metrics", None).unwrap().0,
+            https_get(server.addr, client.clone(), "/metrics", None)
+                .unwrap()
+                .0,
             401
+        );
+
+        // A third token, then `cp -p` or `rsync -t` removes it: rewritten in place with the
+        // size and mtime kept (blanks stand for the removed line). Only the contents tell
+        // this file from the last one.
+        std::fs::write(&token_path, "new-token\nthird-one\n").unwrap();
+        wait_until("the third token was never accepted", || {
+            get("third-one").0 == 200
+        });
+        let before = std::fs::metadata(&token_path).unwrap();
+        let rewritten = format!("new-token\n{}\n", " ".repeat("third-one".len()));
+        assert_eq!(rewritten.len() as u64, before.len());
+        rewrite_keeping_mtime(&token_path, &rewritten);
+        let after = std::fs::metadata(&token_path).unwrap();
+        assert_eq!(
+            (after.modified().unwrap(), after.len(), after.ino()),
+            (before.modified().unwrap(), before.len(), before.ino())
+        );
+        wait_until(
+            "a token removed by a same-size, same-mtime rewrite still works",
+            || get("third-one").0 == 401,
+        );
+        assert_eq!(get("new-token").0, 200);
+
+        // The same for a certificate: the first pair back in place, mtimes kept.
+        rewrite_keeping_mtime(&cert_path, &cert1);
+        rewrite_keeping_mtime(&key_path, &key1);
+        wait_until(
+            "a certificate rewritten with its mtime kept was never served",
+            || get("new-token").1 == der1,
         );
     }
 
