@@ -221,9 +221,23 @@ pub struct TopArgs {
     /// Time between refreshes.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub interval: std::time::Duration,
-    /// Read a running `cgscope serve` (e.g. http://127.0.0.1:8080) instead of sampling here.
+    /// Read a running `cgscope serve` (e.g. http://127.0.0.1:8080, or https:// with --ca)
+    /// instead of sampling here.
     #[arg(long, env = "CGSCOPE_SERVER")]
     pub server: Option<String>,
+    /// File whose first token is sent to --server as `Authorization: Bearer <token>` (the
+    /// format of serve's --bearer-token-file).
+    #[arg(long, env = "CGSCOPE_SERVER_TOKEN_FILE", requires = "server")]
+    pub token_file: Option<PathBuf>,
+    /// PEM CA bundle that verifies an https:// --server's certificate (needed for https).
+    #[arg(long, env = "CGSCOPE_SERVER_CA", requires = "server")]
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate chain presented to an https:// --server (mTLS; needs --key).
+    #[arg(long, env = "CGSCOPE_SERVER_CERT", requires_all = ["server", "key"])]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of --cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "CGSCOPE_SERVER_KEY", requires_all = ["server", "cert"])]
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

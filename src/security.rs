@@ -371,9 +371,11 @@ fn parse_certs(
     Ok(certs)
 }
 
-/// The PEM private key of a file that `what` names.
-pub fn read_key(what: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>, SecurityError> {
-    parse_key(what, path, &FileContents::read(path))
+/// The text of a PEM private-key file that `what` names, once a key is found in it.
+pub fn read_key_pem(what: &'static str, path: &Path) -> Result<Vec<u8>, SecurityError> {
+    let contents = FileContents::read(path);
+    parse_key(what, path, &contents)?;
+    Ok(contents.bytes(what, path)?.to_vec())
 }
 
 fn parse_key(
@@ -637,51 +639,9 @@ mod tests {
     use crate::sampler::history::History;
     use crate::sampler::Handle;
     use axum::body::Body;
-    use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
-        IsCa, KeyPair, KeyUsagePurpose,
-    };
     use std::io::{Read, Write};
     use std::net::{SocketAddr, TcpStream};
-    use std::os::unix::fs::MetadataExt;
     use tower::ServiceExt;
-
-    /// A test CA: its PEM and an issuer for leaf certificates.
-    struct Ca {
-        pem: String,
-        issuer: CertifiedIssuer<'static, KeyPair>,
-    }
-
-    fn new_ca(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        Ca {
-            pem: issuer.pem(),
-            issuer,
-        }
-    }
-
-    /// A leaf certificate signed by `ca`: (cert PEM, key PEM, cert DER).
-    fn leaf(ca: &Ca, name: &str, server: bool) -> (String, String, Vec<u8>) {
-        let sans = if server {
-            vec!["localhost".to_owned(), "127.0.0.1".to_owned()]
-        } else {
-            Vec::new()
-        };
-        let mut params = CertificateParams::new(sans).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.extended_key_usages = vec![if server {
-            ExtendedKeyUsagePurpose::ServerAuth
-        } else {
-            ExtendedKeyUsagePurpose::ClientAuth
-        }];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &ca.issuer).unwrap();
-        (cert.pem(), key.serialize_pem(), cert.der().to_vec())
-    }
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let path = dir.join(name);
@@ -892,56 +852,8 @@ mod tests {
         assert_eq!(status(&app, "/healthz", None).await.0, StatusCode::OK);
     }
 
-    #[test]
-    fn server_config_rejects_mismatched_keys_and_empty_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = new_ca("test CA");
-        let (cert, key, _) = leaf(&ca, "server", true);
-        let (_, other_key, _) = leaf(&ca, "other", true);
-        let files = TlsFiles {
-            cert: write(dir.path(), "cert.pem", &cert),
-            key: write(dir.path(), "key.pem", &key),
-            client_ca: Some(write(dir.path(), "ca.pem", &ca.pem)),
-        };
-        let config = server_config(&files).unwrap();
-        assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
-
-        let wrong = TlsFiles {
-            key: write(dir.path(), "other.pem", &other_key),
-            ..files.clone()
-        };
-        let err = server_config(&wrong).unwrap_err().to_string();
-        assert!(err.starts_with("TLS configuration"), "{err}");
-
-        let empty = TlsFiles {
-            cert: write(dir.path(), "empty.pem", ""),
-            ..files.clone()
-        };
-        let err = server_config(&empty).unwrap_err().to_string();
-        assert!(
-            err.contains("--tls-cert") && err.contains("holds no PEM certificate"),
-            "{err}"
-        );
-
-        let keyless = TlsFiles {
-            key: write(dir.path(), "nokey.pem", &cert),
-            ..files.clone()
-        };
-        let err = server_config(&keyless).unwrap_err().to_string();
-        assert!(
-            err.contains("--tls-key") && err.contains("no PEM private key"),
-            "{err}"
-        );
-
-        let no_ca = TlsFiles {
-            client_ca: Some(dir.path().join("absent-ca.pem")),
-            ..files
-        };
-        let err = server_config(&no_ca).unwrap_err().to_string();
-        assert!(err.starts_with("cannot read --client-ca"), "{err}");
-    }
-
-    /// A running `serve_secured` on 127.0.0.1:0 with its own runtime; stops on drop.
+    /// A running `serve_secured` on 127.0.0.1:0, without credentials, with its own runtime;
+    /// stops on drop.
     struct Server {
         addr: SocketAddr,
         stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -949,12 +861,7 @@ mod tests {
     }
 
     impl Server {
-        fn start(
-            handle: Handle,
-            security: Security,
-            limits: Limits,
-            reload: Option<Duration>,
-        ) -> Server {
+        fn start(handle: Handle, limits: Limits) -> Server {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
@@ -964,16 +871,11 @@ mod tests {
             let addr = rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let addr = listener.local_addr().unwrap();
-                let tls = security.tls();
-                let auth = security.auth();
-                if let Some(every) = reload {
-                    security.spawn_reloader(every);
-                }
                 tokio::spawn(http::serve_secured(
                     listener,
                     state(handle),
-                    auth,
-                    tls,
+                    Arc::new(Auth::open()),
+                    None,
                     limits,
                     async move {
                         let _ = stopped.await;
@@ -1000,263 +902,6 @@ mod tests {
         }
     }
 
-    fn client_config(ca_pem: &str, client: Option<(&str, &str)>) -> Arc<rustls::ClientConfig> {
-        let mut roots = RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let builder = rustls::ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots);
-        Arc::new(match client {
-            None => builder.with_no_client_auth(),
-            Some((cert, key)) => builder
-                .with_client_auth_cert(
-                    CertificateDer::pem_slice_iter(cert.as_bytes())
-                        .collect::<Result<_, _>>()
-                        .unwrap(),
-                    PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
-                )
-                .unwrap(),
-        })
-    }
-
-    /// One HTTPS GET with `Connection: close`: the status code and the server's leaf
-    /// certificate, or the TLS/IO error.
-    fn https_get(
-        addr: SocketAddr,
-        config: Arc<rustls::ClientConfig>,
-        path: &str,
-        token: Option<&str>,
-    ) -> std::io::Result<(u16, Vec<u8>)> {
-        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let mut conn = rustls::ClientConnection::new(config, name).unwrap();
-        let mut sock = TcpStream::connect(addr)?;
-        sock.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let mut tls = rustls::Stream::new(&mut conn, &mut sock);
-        let auth = token
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
-        write!(
-            tls,
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n"
-        )?;
-        let mut response = Vec::new();
-        match tls.read_to_end(&mut response) {
-            Ok(_) => {}
-            // The server closes without close_notify after `Connection: close` on some paths.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {}
-            Err(e) => return Err(e),
-        }
-        let leaf = conn
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .map(|c| c.to_vec())
-            .unwrap_or_default();
-        let text = String::from_utf8_lossy(&response);
-        let code = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| std::io::Error::other(format!("no HTTP status in {text:?}")))?;
-        Ok((code, leaf))
-    }
-
-    /// How a TLS connection that sends nothing but its handshake ends: the error read.
-    fn handshake_error(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> std::io::Error {
-        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let mut conn = rustls::ClientConnection::new(config, name).unwrap();
-        let mut sock = TcpStream::connect(addr).unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        // Read only: in TLS 1.3 the client's side of the handshake ends before the server has
-        // checked its certificate, and the verdict comes as an alert; a request written then
-        // could meet the closed socket (EPIPE) before the alert is read.
-        let mut out = Vec::new();
-        rustls::Stream::new(&mut conn, &mut sock)
-            .read_to_end(&mut out)
-            .unwrap_err()
-    }
-
-    #[test]
-    fn mtls_client_certificates_authenticate_and_others_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = new_ca("cgscope test CA");
-        let (cert, key, _) = leaf(&ca, "cgscope", true);
-        let (client_cert, client_key, _) = leaf(&ca, "prometheus", false);
-        let rogue = new_ca("rogue CA");
-        let (rogue_cert, rogue_key, _) = leaf(&rogue, "intruder", false);
-        let security = Security::load(&SecurityOptions {
-            allowed_hosts: Vec::new(),
-            tls: Some(TlsFiles {
-                cert: write(dir.path(), "cert.pem", &cert),
-                key: write(dir.path(), "key.pem", &key),
-                client_ca: Some(write(dir.path(), "ca.pem", &ca.pem)),
-            }),
-            bearer_token_file: Some(write(dir.path(), "tokens", "tok\n")),
-        })
-        .unwrap();
-        let server = Server::start(ready_handle(), security, Limits::default(), None);
-        let anonymous = client_config(&ca.pem, None);
-        let trusted = client_config(&ca.pem, Some((&client_cert, &client_key)));
-        let untrusted = client_config(&ca.pem, Some((&rogue_cert, &rogue_key)));
-
-        assert_eq!(
-            https_get(server.addr, anonymous.clone(), "/metrics", None)
-                .unwrap()
-                .0,
-            401
-        );
-        assert_eq!(
-            https_get(server.addr, anonymous.clone(), "/healthz", None)
-                .unwrap()
-                .0,
-            200
-        );
-        assert_eq!(
-            https_get(server.addr, anonymous.clone(), "/readyz", None)
-                .unwrap()
-                .0,
-            200
-        );
-        assert_eq!(
-            https_get(server.addr, anonymous, "/metrics", Some("tok"))
-                .unwrap()
-                .0,
-            200
-        );
-        assert_eq!(
-            https_get(server.addr, trusted.clone(), "/metrics", None)
-                .unwrap()
-                .0,
-            200
-        );
-        assert_eq!(
-            https_get(server.addr, trusted, "/api/v1/machine", None)
-                .unwrap()
-                .0,
-            200
-        );
-        // A certificate from another CA fails the handshake: no HTTP at all.
-        let err = handshake_error(server.addr, untrusted);
-        assert_eq!(
-            err.get_ref()
-                .and_then(|e| e.downcast_ref::<rustls::Error>()),
-            Some(&rustls::Error::AlertReceived(
-                rustls::AlertDescription::UnknownCA
-            )),
-            "{err:?}"
-        );
-    }
-
-    /// Polls `done` every 100 ms; panics with `what` after 10 s.
-    fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-        let start = std::time::Instant::now();
-        while !done() {
-            assert!(start.elapsed() < Duration::from_secs(10), "{what}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Rewrites `path` in place (same inode) and sets its mtime back, as `cp -p` does.
-    fn rewrite_keeping_mtime(path: &Path, text: &str) {
-        let modified = std::fs::metadata(path).unwrap().modified().unwrap();
-        std::fs::write(path, text).unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(path)
-            .unwrap()
-            .set_modified(modified)
-            .unwrap();
-    }
-
-    #[test]
-    fn changed_certificates_and_tokens_are_picked_up_without_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = new_ca("cgscope test CA");
-        let (cert1, key1, der1) = leaf(&ca, "first", true);
-        let (cert2, key2, der2) = leaf(&ca, "second", true);
-        let cert_path = write(dir.path(), "tls.crt", &cert1);
-        let key_path = write(dir.path(), "tls.key", &key1);
-        let token_path = write(dir.path(), "tokens", "old-token\n");
-        let security = Security::load(&SecurityOptions {
-            allowed_hosts: Vec::new(),
-            tls: Some(TlsFiles {
-                cert: cert_path.clone(),
-                key: key_path.clone(),
-                client_ca: None,
-            }),
-            bearer_token_file: Some(token_path.clone()),
-        })
-        .unwrap();
-        let server = Server::start(
-            ready_handle(),
-            security,
-            Limits::default(),
-            Some(Duration::from_millis(100)),
-        );
-        let client = client_config(&ca.pem, None);
-        let get = |token| https_get(server.addr, client.clone(), "/metrics", Some(token)).unwrap();
-        assert_eq!(get("old-token"), (200, der1.clone()));
-
-        // A half-done update (new cert, old key) does not load: the old pair stays in service.
-        std::fs::write(&cert_path, &cert2).unwrap();
-        std::thread::sleep(Duration::from_millis(500));
-        assert_eq!(get("old-token"), (200, der1.clone()));
-        std::fs::write(&key_path, &key2).unwrap();
-        // Kubernetes-style: the token file is replaced by a rename (new inode).
-        let staged = write(dir.path(), "tokens.new", "new-token\nsecond-new\n");
-        std::fs::rename(&staged, &token_path).unwrap();
-        wait_until("the new token was never accepted", || {
-            get("new-token").0 == 200
-        });
-        assert_eq!(get("new-token"), (200, der2));
-        assert_eq!(get("second-new").0, 200);
-        assert_eq!(get("old-token").0, 401);
-
-        // An emptied token file is an error, not "no auth": the last good tokens stay.
-        std::fs::write(&token_path, "\n").unwrap();
-        std::thread::sleep(Duration::from_millis(500));
-        assert_eq!(get("new-token").0, 200);
-        assert_eq!(
-            https_get(server.addr, client.clone(), "/metrics", None)
-                .unwrap()
-                .0,
-            401
-        );
-
-        // A third token, then `cp -p` or `rsync -t` removes it: rewritten in place with the
-        // size and mtime kept (blanks stand for the removed line). Only the contents tell
-        // this file from the last one.
-        std::fs::write(&token_path, "new-token\nthird-one\n").unwrap();
-        wait_until("the third token was never accepted", || {
-            get("third-one").0 == 200
-        });
-        let before = std::fs::metadata(&token_path).unwrap();
-        let rewritten = format!("new-token\n{}\n", " ".repeat("third-one".len()));
-        assert_eq!(rewritten.len() as u64, before.len());
-        rewrite_keeping_mtime(&token_path, &rewritten);
-        let after = std::fs::metadata(&token_path).unwrap();
-        assert_eq!(
-            (after.modified().unwrap(), after.len(), after.ino()),
-            (before.modified().unwrap(), before.len(), before.ino())
-        );
-        wait_until(
-            "a token removed by a same-size, same-mtime rewrite still works",
-            || get("third-one").0 == 401,
-        );
-        assert_eq!(get("new-token").0, 200);
-
-        // The same for a certificate: the first pair back in place, mtimes kept.
-        rewrite_keeping_mtime(&cert_path, &cert1);
-        rewrite_keeping_mtime(&key_path, &key1);
-        wait_until(
-            "a certificate rewritten with its mtime kept was never served",
-            || get("new-token").1 == der1,
-        );
-    }
-
     /// Raw HTTP/1.1 on a fresh connection: what the server sends before closing (or timing
     /// out after `wait`), as text.
     fn raw(addr: SocketAddr, request: &[u8], wait: Duration) -> (String, Duration) {
@@ -1275,7 +920,7 @@ mod tests {
             header_read_timeout: Duration::from_millis(500),
             ..Limits::default()
         };
-        let server = Server::start(ready_handle(), Security::none(), limits, None);
+        let server = Server::start(ready_handle(), limits);
         let addr = server.addr;
 
         // Slowloris: a request line and then nothing; and a connection that never speaks.
