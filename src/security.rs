@@ -3,10 +3,10 @@
 //! reloads credential files whose contents changed (read every few seconds) without a restart.
 
 use crate::export::api::ErrorView;
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Json;
 use axum_server::tls::TlsInfo;
 use axum_server::tls_rustls::RustlsConfig;
@@ -14,14 +14,29 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 use subtle::{Choice, ConstantTimeEq};
 
 /// Routes that answer without credentials: kubelet probes carry neither tokens nor client
 /// certificates, and they reveal nothing but liveness.
 pub const OPEN_PATHS: [&str; 2] = ["/healthz", "/readyz"];
+
+/// Routes a browser reaches before it has a session: the login form, its stylesheet (the UI's,
+/// public like any release of cgscope) and logout. The `Host` check still applies.
+pub const LOGIN_PATHS: [&str; 3] = ["/login", "/logout", "/ui/app.css"];
+
+/// The cookie of a browser session made by `POST /login`.
+const SESSION_COOKIE: &str = "cgscope_session";
+
+/// How long a browser session lasts (it ends sooner when its token leaves the token file).
+const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+
+/// Sessions kept at once; past this, the one expiring first is dropped. Only a valid token
+/// makes one, so the bound is against a client looping on `POST /login`, not against guesses.
+const MAX_SESSIONS: usize = 1024;
 
 /// Why endpoint security could not be set up (or reloaded).
 #[derive(Debug, thiserror::Error)]
@@ -192,6 +207,20 @@ pub struct Auth {
     /// Host names (lowercase, no port) a request's `Host` may give besides IP addresses and
     /// `localhost`.
     allowed_hosts: Vec<String>,
+    /// Browser sessions by id: the token each was made from (never sent to the browser), and
+    /// when it expires. A session authenticates only while its token is still configured.
+    sessions: Mutex<HashMap<String, Session>>,
+}
+
+struct Session {
+    token: Vec<u8>,
+    expires: Instant,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Session(token redacted, expires {:?})", self.expires)
+    }
 }
 
 /// Marks a request whose credentials were verified (auth is on): the routes give such a
@@ -206,6 +235,7 @@ impl Auth {
             tokens: None,
             client_certs: false,
             allowed_hosts: Vec::new(),
+            sessions: Mutex::default(),
         }
     }
 
@@ -216,6 +246,7 @@ impl Auth {
             tokens: tokens.map(|t| RwLock::new(Arc::new(t))),
             client_certs,
             allowed_hosts: Vec::new(),
+            sessions: Mutex::default(),
         }
     }
 
@@ -257,9 +288,54 @@ impl Auth {
         if self.client_certs && tls.is_some_and(|t| !t.peer_certificates.is_empty()) {
             return true;
         }
-        match (self.tokens(), bearer_token(headers)) {
-            (Some(tokens), Some(presented)) => tokens.matches(presented),
-            _ => false,
+        let Some(tokens) = self.tokens() else {
+            return false;
+        };
+        if let Some(presented) = bearer_token(headers) {
+            return tokens.matches(presented);
+        }
+        session_cookie(headers)
+            .and_then(|id| self.session_token(id))
+            .is_some_and(|token| tokens.matches(&token))
+    }
+
+    /// The token a live session was made from.
+    fn session_token(&self, id: &str) -> Option<Vec<u8>> {
+        let sessions = self.sessions.lock().ok()?;
+        let session = sessions.get(id)?;
+        (session.expires > Instant::now()).then(|| session.token.clone())
+    }
+
+    /// A new session for `token` (already checked): its id, 32 random bytes in hex.
+    fn new_session(&self, token: &[u8]) -> Option<String> {
+        let mut bytes = [0u8; 32];
+        provider().secure_random.fill(&mut bytes).ok()?;
+        let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let mut sessions = self.sessions.lock().ok()?;
+        let now = Instant::now();
+        sessions.retain(|_, s| s.expires > now);
+        if sessions.len() >= MAX_SESSIONS {
+            let first = sessions
+                .iter()
+                .min_by_key(|(_, s)| s.expires)
+                .map(|(id, _)| id.clone());
+            if let Some(first) = first {
+                sessions.remove(&first);
+            }
+        }
+        sessions.insert(
+            id.clone(),
+            Session {
+                token: token.to_vec(),
+                expires: now + SESSION_TTL,
+            },
+        );
+        Some(id)
+    }
+
+    fn end_session(&self, id: &str) {
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.remove(id);
         }
     }
 
@@ -295,9 +371,11 @@ pub async fn require_auth(
     mut request: Request,
     next: Next,
 ) -> Response {
-    if OPEN_PATHS.contains(&request.uri().path()) {
+    let path = request.uri().path();
+    if OPEN_PATHS.contains(&path) {
         return next.run(request).await;
     }
+    let login_path = LOGIN_PATHS.contains(&path);
     let host = request.headers().get(header::HOST).map(HeaderValue::to_str);
     if let Some(host) = host {
         if !host.is_ok_and(|h| host_allowed(h, &auth.allowed_hosts)) {
@@ -314,12 +392,170 @@ pub async fn require_auth(
     }
     let tls = request.extensions().get::<Arc<TlsInfo>>().map(|t| &**t);
     if !auth.authenticates(request.headers(), tls) {
+        if login_path {
+            return next.run(request).await;
+        }
+        // A browser opening a page is sent to the form; API clients get the 401.
+        if auth.tokens.is_some() && request.method() == Method::GET && wants_html(&request) {
+            return Redirect::to("/login").into_response();
+        }
         return auth.unauthorized();
     }
     if auth.enabled() {
         request.extensions_mut().insert(Authenticated);
     }
     next.run(request).await
+}
+
+/// True when the request's `Accept` names HTML (a browser navigating, not a script or scraper).
+fn wants_html(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+/// The session id of the `cgscope_session` cookie.
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name == SESSION_COOKIE && !value.is_empty()).then_some(value)
+        })
+}
+
+/// `GET /login`, `POST /login` and `POST /logout` over `auth`, for [`crate::http`] to merge
+/// (they pass [`require_auth`] unauthenticated).
+pub fn login_routes(auth: Arc<Auth>) -> axum::Router {
+    axum::Router::new()
+        .route("/login", axum::routing::get(login_form).post(log_in))
+        .route("/logout", axum::routing::post(log_out))
+        .with_state(auth)
+}
+
+/// The body of `POST /login` (an HTML form, urlencoded).
+#[derive(serde::Deserialize)]
+pub struct LoginForm {
+    token: String,
+}
+
+/// The login page; with `failed`, it says the token was refused.
+fn login_page(status: StatusCode, failed: bool) -> Response {
+    let page = crate::export::ui::asset("login.html")
+        .map(|a| String::from_utf8_lossy(a.body).into_owned())
+        .unwrap_or_default();
+    let page = if failed {
+        page.replace(
+            "<!-- error -->",
+            r#"<p class="login-error" role="alert">That token is not valid.</p>"#,
+        )
+    } else {
+        page
+    };
+    (status, [(header::CACHE_CONTROL, "no-store")], Html(page)).into_response()
+}
+
+async fn login_form(State(auth): State<Arc<Auth>>) -> Response {
+    if auth.tokens.is_none() {
+        return no_token_login();
+    }
+    login_page(StatusCode::OK, false)
+}
+
+fn no_token_login() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(ErrorView {
+            error: "there is no token login: --bearer-token-file is not set".into(),
+        }),
+    )
+        .into_response()
+}
+
+/// A form post whose `Origin` is not this server (scheme, host and port, as the `Host`
+/// header names it) comes from another site: 403. A post without `Origin` comes from no
+/// browser, which always sends one on a POST, so it cannot be a forged one.
+fn cross_origin(headers: &HeaderMap, tls: bool) -> Option<Response> {
+    let origin = headers.get(header::ORIGIN)?;
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let scheme = if tls { "https" } else { "http" };
+    let same = host.is_some_and(|host| {
+        origin
+            .to_str()
+            .is_ok_and(|o| o.eq_ignore_ascii_case(&format!("{scheme}://{host}")))
+    });
+    (!same).then(|| {
+        (
+            StatusCode::FORBIDDEN,
+            Json(ErrorView {
+                error: "the Origin of this form post is not this server".into(),
+            }),
+        )
+            .into_response()
+    })
+}
+
+/// `Set-Cookie` for the session `id` (`Max-Age=0` ends it); `Secure` over TLS.
+fn session_set_cookie(id: &str, max_age: Duration, tls: bool) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
+        max_age.as_secs(),
+        if tls { "; Secure" } else { "" }
+    ))
+    .ok()
+}
+
+async fn log_in(State(auth): State<Arc<Auth>>, request: Request) -> Response {
+    let Some(tokens) = auth.tokens() else {
+        return no_token_login();
+    };
+    let tls = request.extensions().get::<Arc<TlsInfo>>().is_some();
+    if let Some(refused) = cross_origin(request.headers(), tls) {
+        return refused;
+    }
+    let form = match axum::Form::<LoginForm>::from_request(request, &()).await {
+        Ok(axum::Form(form)) => form,
+        Err(_) => return login_page(StatusCode::BAD_REQUEST, true),
+    };
+    let token = form.token.trim().as_bytes();
+    if token.is_empty() || !tokens.matches(token) {
+        return login_page(StatusCode::UNAUTHORIZED, true);
+    }
+    let cookie = auth
+        .new_session(token)
+        .and_then(|id| session_set_cookie(&id, SESSION_TTL, tls));
+    let Some(cookie) = cookie else {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(ErrorView {
+                error: "cannot make a session".into(),
+            }),
+        )
+            .into_response();
+    };
+    let mut response = Redirect::to("/").into_response();
+    response.headers_mut().insert(header::SET_COOKIE, cookie);
+    response
+}
+
+async fn log_out(State(auth): State<Arc<Auth>>, request: Request) -> Response {
+    let tls = request.extensions().get::<Arc<TlsInfo>>().is_some();
+    if let Some(refused) = cross_origin(request.headers(), tls) {
+        return refused;
+    }
+    if let Some(id) = session_cookie(request.headers()) {
+        auth.end_session(id);
+    }
+    let mut response = Redirect::to("/login").into_response();
+    if let Some(cookie) = session_set_cookie("", Duration::ZERO, tls) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
 }
 
 /// Whether a `Host` header (`name`, `name:port`, `[v6]:port`) may reach the routes: an IP

@@ -1,6 +1,7 @@
 //! Endpoint security over a real `cgscope serve` (the v1 fixture, runtime answers replayed):
 //! TLS and client certificates, credential files reloaded by their contents (a `cp -p`
-//! rewrite included), and `cgscope top --server` with a token or a client certificate.
+//! rewrite included), `cgscope top --server` with a token or a client certificate, and the
+//! browser login: a token traded for a session cookie that ends with its token.
 
 use crate::support::certs::{leaf, new_ca, Ca};
 use crate::support::fixtures_dir;
@@ -96,15 +97,26 @@ fn client_config(ca_pem: &str, client: Option<(&str, &str)>) -> Arc<rustls::Clie
     })
 }
 
-/// A server's answer: status, body, and its leaf certificate (over TLS).
+/// A server's answer: status, headers (names lowercase), body, and its leaf certificate (over
+/// TLS).
 #[derive(Debug)]
 struct Answer {
     status: u16,
+    headers: Vec<(String, String)>,
     body: String,
     leaf: Vec<u8>,
 }
 
-/// One HTTP/1.1 request with `Connection: close` and `Host: localhost`, over TLS with `tls`
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close` and `Host: localhost:<port>`, over TLS with `tls`
 /// (server name `localhost`) or plain TCP.
 fn exchange(
     addr: SocketAddr,
@@ -116,7 +128,8 @@ fn exchange(
 ) -> std::io::Result<Answer> {
     let mut sock = TcpStream::connect(addr)?;
     sock.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
+    let port = addr.port();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: localhost:{port}\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -153,14 +166,19 @@ fn exchange(
     }
     let text = String::from_utf8_lossy(&response).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .lines()
+    let mut lines = head.lines();
+    let status = lines
         .next()
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("no HTTP status in {text:?}")))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
     Ok(Answer {
         status,
+        headers,
         body: body.to_owned(),
         leaf,
     })
@@ -268,9 +286,9 @@ impl Pki {
         path(write(self.dir.path(), name, text))
     }
 
-    /// `cgscope serve` over TLS with client certificates of the CA and the token file
-    /// holding `tokens`, whose path comes back too.
-    fn serve(&self, tokens: &str) -> (Served, PathBuf) {
+    /// `cgscope serve` over TLS with client certificates of the CA, the token file holding
+    /// `tokens` (whose path comes back too) and `extra` flags.
+    fn serve(&self, tokens: &str, extra: &[&str]) -> (Served, PathBuf) {
         let (cert, key, _) = leaf(&self.ca, "cgscope", true);
         let token_file = self.file("tokens", tokens);
         let server = Served::start(
@@ -283,7 +301,11 @@ impl Pki {
                 &self.file("ca.crt", &self.ca.pem),
                 "--bearer-token-file",
                 &token_file,
-            ],
+            ]
+            .iter()
+            .chain(extra)
+            .copied()
+            .collect::<Vec<_>>(),
             Some(&self.ca.pem),
         );
         (server, PathBuf::from(token_file))
@@ -293,7 +315,7 @@ impl Pki {
 #[test]
 fn mtls_client_certificates_authenticate_and_others_are_refused() {
     let pki = Pki::new();
-    let (server, _) = pki.serve("tok\n");
+    let (server, _) = pki.serve("tok\n", &[]);
     let ca = &pki.ca;
     let (client_cert, client_key) = &pki.client;
     let (rogue_cert, rogue_key) = &pki.rogue_client;
@@ -489,7 +511,7 @@ fn top_error(out: &Output) -> String {
 #[test]
 fn top_reads_a_server_over_tls_with_a_token_or_a_client_certificate() {
     let pki = Pki::new();
-    let (server, _) = pki.serve("first\nsecond\n");
+    let (server, _) = pki.serve("first\nsecond\n", &[]);
     let (ca, ca_file) = (&pki.ca, pki.file("ca.pem", &pki.ca.pem));
     let url = format!("https://localhost:{}", server.addr.port());
     // What the API lists, read with the token: the rows top must show.
@@ -540,4 +562,182 @@ fn top_reads_a_server_over_tls_with_a_token_or_a_client_certificate() {
     // A client certificate from another CA fails the handshake.
     let err = top_error(&mtls("rogue", &pki.rogue_client.0, &pki.rogue_client.1));
     assert!(err.contains(&url) && err.contains("UnknownCA"), "{err}");
+}
+
+/// A GET as a browser sends it: `accept` (HTML for a page, JSON for the UI's API calls) and
+/// the session cookie when `cookie` is given.
+fn request(
+    server: &Served,
+    tls: &Arc<rustls::ClientConfig>,
+    accept: &str,
+    path: &str,
+    cookie: Option<&str>,
+) -> Answer {
+    let mut headers = vec![("Accept", accept)];
+    headers.extend(cookie.map(|c| ("Cookie", c)));
+    exchange(server.addr, Some(tls.clone()), "GET", path, &headers, "").unwrap()
+}
+
+const HTML: &str = "text/html,application/xhtml+xml,*/*;q=0.8";
+const JSON: &str = "application/json";
+
+/// `POST /login` with `token` as a browser sends the form, from `origin`.
+fn log_in(
+    server: &Served,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    origin: &str,
+    token: &str,
+) -> Answer {
+    let body = format!("token={token}");
+    let headers = [
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Origin", origin),
+    ];
+    exchange(server.addr, tls.cloned(), "POST", "/login", &headers, &body).unwrap()
+}
+
+/// The `name=value` of a `Set-Cookie` answer, checked for the attributes every session cookie
+/// carries.
+fn session_cookie(answer: &Answer, secure: bool) -> String {
+    let set = answer
+        .header("set-cookie")
+        .unwrap_or_else(|| panic!("no cookie: {answer:?}"));
+    let attributes: Vec<&str> = set.split(';').map(str::trim).collect();
+    for wanted in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(attributes.contains(&wanted), "{set}");
+    }
+    assert_eq!(attributes.contains(&"Secure"), secure, "{set}");
+    attributes[0].to_owned()
+}
+
+#[test]
+fn a_browser_logs_in_with_a_token_and_its_session_ends_with_the_token() {
+    let pki = Pki::new();
+    let (server, token_file) = pki.serve(
+        "alpha\nbravo\n",
+        &["--credentials-reload-interval", "100ms"],
+    );
+    let tls = client_config(&pki.ca.pem, None);
+    let origin = format!("https://localhost:{}", server.addr.port());
+
+    // A page opened without credentials goes to the form; an API client gets the 401.
+    let page = request(&server, &tls, HTML, "/", None);
+    assert_eq!(
+        (page.status, page.header("location")),
+        (303, Some("/login"))
+    );
+    let api = request(&server, &tls, JSON, "/api/v1/containers", None);
+    assert_eq!(api.status, 401);
+    let form = request(&server, &tls, HTML, "/login", None);
+    assert_eq!(form.status, 200);
+    assert!(
+        form.body
+            .contains(r#"<form class="card login-form" method="post" action="/login">"#),
+        "{}",
+        form.body
+    );
+    assert!(!form.body.contains("not valid"));
+    assert_eq!(
+        request(&server, &tls, HTML, "/ui/app.css", None).status,
+        200
+    );
+
+    // A wrong token: 401 and the form again, no cookie. A post from another origin: 403.
+    let wrong = log_in(&server, Some(&tls), &origin, "charlie");
+    assert_eq!(wrong.status, 401);
+    assert!(
+        wrong.body.contains("<form") && wrong.body.contains("That token is not valid."),
+        "{}",
+        wrong.body
+    );
+    assert_eq!(wrong.header("set-cookie"), None);
+    let forged = log_in(&server, Some(&tls), "https://evil.example", "bravo");
+    assert_eq!((forged.status, forged.header("set-cookie")), (403, None));
+
+    // The right token: a cookie holding a random id (not the token), then back to the UI.
+    let answer = log_in(&server, Some(&tls), &origin, "bravo");
+    assert_eq!(
+        (answer.status, answer.header("location")),
+        (303, Some("/")),
+        "{answer:?}"
+    );
+    let bravo = session_cookie(&answer, true);
+    assert!(
+        bravo.starts_with("cgscope_session=") && !bravo.contains("bravo"),
+        "{bravo}"
+    );
+    let containers = request(&server, &tls, JSON, "/api/v1/containers", Some(&bravo));
+    assert_eq!(containers.status, 200, "{}", containers.body);
+    assert!(
+        serde_json::from_str::<Vec<serde_json::Value>>(&containers.body).is_ok(),
+        "{}",
+        containers.body
+    );
+    assert_eq!(request(&server, &tls, HTML, "/", Some(&bravo)).status, 200);
+    let alpha = session_cookie(&log_in(&server, Some(&tls), &origin, "alpha"), true);
+    assert_eq!(
+        request(&server, &tls, JSON, "/api/v1/machine", Some(&alpha)).status,
+        200
+    );
+    let made_up =
+        "cgscope_session=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    assert_eq!(
+        request(&server, &tls, JSON, "/api/v1/machine", Some(made_up)).status,
+        401
+    );
+
+    // The token leaves the file: its session ends at the next reload, the other one's does not.
+    std::fs::write(&token_file, "alpha\n").unwrap();
+    wait_for(
+        "the session of a removed token to end",
+        Duration::from_secs(10),
+        || request(&server, &tls, JSON, "/api/v1/containers", Some(&bravo)).status == 401,
+    );
+    assert_eq!(
+        request(&server, &tls, JSON, "/api/v1/containers", Some(&alpha)).status,
+        200
+    );
+
+    // Logging out ends the session and clears the cookie.
+    let out = exchange(
+        server.addr,
+        Some(tls.clone()),
+        "POST",
+        "/logout",
+        &[("Cookie", &alpha), ("Origin", &origin)],
+        "",
+    )
+    .unwrap();
+    assert_eq!((out.status, out.header("location")), (303, Some("/login")));
+    assert!(
+        out.header("set-cookie")
+            .is_some_and(|c| c.contains("Max-Age=0")),
+        "{out:?}"
+    );
+    assert_eq!(
+        request(&server, &tls, JSON, "/api/v1/containers", Some(&alpha)).status,
+        401
+    );
+}
+
+#[test]
+fn over_plain_http_the_session_cookie_is_not_marked_secure() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = path(write(dir.path(), "tokens", "alpha\n"));
+    let server = Served::start(&["--bearer-token-file", &tokens], None);
+    let origin = format!("http://localhost:{}", server.addr.port());
+    let answer = log_in(&server, None, &origin, "alpha");
+    assert_eq!(answer.status, 303, "{answer:?}");
+    let cookie = session_cookie(&answer, false);
+    let headers = [("Cookie", cookie.as_str())];
+    let api = exchange(server.addr, None, "GET", "/api/v1/machine", &headers, "").unwrap();
+    assert_eq!(api.status, 200);
+    // An https page posting to this http server is another origin.
+    let answer = log_in(
+        &server,
+        None,
+        &format!("https://localhost:{}", server.addr.port()),
+        "alpha",
+    );
+    assert_eq!(answer.status, 403);
 }
