@@ -182,7 +182,8 @@ pub struct ServeArgs {
     #[arg(long, env = "CGSCOPE_CLIENT_CA", requires = "tls_cert")]
     pub client_ca: Option<PathBuf>,
     /// File of bearer tokens, one per line: every route but /healthz and /readyz then needs
-    /// `Authorization: Bearer <token>` (or, with --client-ca, a client certificate).
+    /// `Authorization: Bearer <token>` (or, with --client-ca, a client certificate); browsers
+    /// trade a token for a session cookie at /login.
     #[arg(long, env = "CGSCOPE_BEARER_TOKEN_FILE")]
     pub bearer_token_file: Option<PathBuf>,
     /// How often the TLS and token files are read; those whose contents changed are reloaded.

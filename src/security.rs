@@ -1,6 +1,7 @@
-//! Endpoint security for `cgscope serve`: bearer tokens (constant-time comparison), TLS on
-//! rustls with the ring provider, optional client certificates (mTLS), and a poller that
-//! reloads credential files whose contents changed (read every few seconds) without a restart.
+//! Endpoint security for `cgscope serve`: bearer tokens (constant-time comparison) and the
+//! browser sessions a token buys at `/login`, TLS on rustls with the ring provider, optional
+//! client certificates (mTLS), and a poller that reloads credential files whose contents
+//! changed without a restart. It knows routes only by path, never what they serve.
 
 use crate::export::api::ErrorView;
 use axum::extract::{FromRequest, Request, State};
