@@ -1,7 +1,7 @@
 //! Endpoint security for `cgscope serve`: bearer tokens (constant-time comparison) and the
 //! browser sessions a token buys at `/login`, TLS on rustls with the ring provider, optional
 //! client certificates (mTLS), and a poller that reloads credential files whose contents
-//! changed without a restart. It knows routes only by path, never what they serve.
+//! changed without a restart. It knows routes by path only, nothing of the model.
 
 use crate::export::api::ErrorView;
 use axum::extract::{FromRequest, Request, State};
@@ -208,19 +208,24 @@ pub struct Auth {
     /// Host names (lowercase, no port) a request's `Host` may give besides IP addresses and
     /// `localhost`.
     allowed_hosts: Vec<String>,
-    /// Browser sessions by id: the token each was made from (never sent to the browser), and
-    /// when it expires. A session authenticates only while its token is still configured.
-    sessions: Mutex<HashMap<String, Session>>,
+    sessions: Sessions,
 }
+
+/// Browser sessions by id: the token each was made from (never sent to the browser), and when
+/// it expires. A session authenticates only while its token is still configured. `Debug`
+/// shows neither ids nor tokens.
+#[derive(Default)]
+struct Sessions(Mutex<HashMap<String, Session>>);
 
 struct Session {
     token: Vec<u8>,
     expires: Instant,
 }
 
-impl std::fmt::Debug for Session {
+impl std::fmt::Debug for Sessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Session(token redacted, expires {:?})", self.expires)
+        let n = self.0.lock().map(|s| s.len()).unwrap_or_default();
+        write!(f, "Sessions({n} redacted)")
     }
 }
 
@@ -236,7 +241,7 @@ impl Auth {
             tokens: None,
             client_certs: false,
             allowed_hosts: Vec::new(),
-            sessions: Mutex::default(),
+            sessions: Sessions::default(),
         }
     }
 
@@ -247,7 +252,7 @@ impl Auth {
             tokens: tokens.map(|t| RwLock::new(Arc::new(t))),
             client_certs,
             allowed_hosts: Vec::new(),
-            sessions: Mutex::default(),
+            sessions: Sessions::default(),
         }
     }
 
@@ -302,7 +307,7 @@ impl Auth {
 
     /// The token a live session was made from.
     fn session_token(&self, id: &str) -> Option<Vec<u8>> {
-        let sessions = self.sessions.lock().ok()?;
+        let sessions = self.sessions.0.lock().ok()?;
         let session = sessions.get(id)?;
         (session.expires > Instant::now()).then(|| session.token.clone())
     }
@@ -312,7 +317,7 @@ impl Auth {
         let mut bytes = [0u8; 32];
         provider().secure_random.fill(&mut bytes).ok()?;
         let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let mut sessions = self.sessions.lock().ok()?;
+        let mut sessions = self.sessions.0.lock().ok()?;
         let now = Instant::now();
         sessions.retain(|_, s| s.expires > now);
         if sessions.len() >= MAX_SESSIONS {
@@ -335,7 +340,7 @@ impl Auth {
     }
 
     fn end_session(&self, id: &str) {
-        if let Ok(mut sessions) = self.sessions.lock() {
+        if let Ok(mut sessions) = self.sessions.0.lock() {
             sessions.remove(id);
         }
     }
@@ -441,7 +446,7 @@ pub fn login_routes(auth: Arc<Auth>) -> axum::Router {
 
 /// The body of `POST /login` (an HTML form, urlencoded).
 #[derive(serde::Deserialize)]
-pub struct LoginForm {
+struct LoginForm {
     token: String,
 }
 
@@ -988,6 +993,26 @@ mod tests {
         let spaced = write(dir.path(), "spaced", "ok\ntwo words\n");
         let err = load_tokens(&spaced).unwrap_err().to_string();
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn a_session_authenticates_while_its_token_is_configured_and_debug_shows_neither() {
+        let auth = Auth::new(Some(tokens(&["alpha", "bravo"])), false);
+        let id = auth.new_session(b"bravo").unwrap();
+        assert_eq!(id.len(), 64);
+        let with_cookie = |id: &str| {
+            let mut h = HeaderMap::new();
+            let value = format!("theme=dark; {SESSION_COOKIE}={id}");
+            h.insert(header::COOKIE, HeaderValue::from_str(&value).unwrap());
+            h
+        };
+        assert!(auth.authenticates(&with_cookie(&id), None));
+        assert!(!auth.authenticates(&with_cookie(&id[..63]), None));
+        assert!(!auth.authenticates(&with_cookie(""), None));
+        let debug = format!("{auth:?}");
+        assert!(!debug.contains(&id) && !debug.contains("bravo"), "{debug}");
+        auth.set_tokens(tokens(&["alpha"]));
+        assert!(!auth.authenticates(&with_cookie(&id), None));
     }
 
     #[test]
