@@ -53,6 +53,8 @@ fn cgscope() -> Command {
 /// TLS verified by `ca`, when given); killed on drop.
 struct Served {
     addr: SocketAddr,
+    /// What the daemon wrote (stdout and stderr).
+    log: PathBuf,
     _daemon: Daemon,
 }
 
@@ -62,7 +64,10 @@ impl Served {
         let mut cmd = cgscope();
         cmd.args(["serve", "--listen", &addr.to_string(), "--interval", "1s"])
             .args(flags);
-        let mut daemon = Daemon::spawn(&mut cmd, tempfile::tempdir().unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        // Where Daemon::spawn sends the output.
+        let log = dir.path().join("output.log");
+        let mut daemon = Daemon::spawn(&mut cmd, dir);
         let tls = ca.map(|ca| client_config(ca, None));
         wait_for("cgscope serve /readyz", Duration::from_secs(30), || {
             daemon.assert_alive();
@@ -70,6 +75,7 @@ impl Served {
         });
         Served {
             addr,
+            log,
             _daemon: daemon,
         }
     }
@@ -419,7 +425,7 @@ fn changed_certificates_and_tokens_are_picked_up_without_a_restart() {
     let staged = write(dir, "tokens.new", "new-token\nsecond-new\n");
     std::fs::rename(&staged, &token_path).unwrap();
     wait_for(
-        "the new token was never accepted",
+        "the new token to be accepted",
         Duration::from_secs(10),
         || get("new-token").0 == 200,
     );
@@ -427,7 +433,15 @@ fn changed_certificates_and_tokens_are_picked_up_without_a_restart() {
     assert_eq!(get("second-new").0, 200);
     assert_eq!(get("old-token").0, 401);
 
-    // An emptied token file is an error, not "no auth": the last good tokens stay.
+    // An emptied token file is an error, not "no auth": the last good tokens stay, and the
+    // error is logged once, not at every read. The same for a file that is gone.
+    let refusals = || {
+        std::fs::read_to_string(&server.log)
+            .unwrap()
+            .matches("token file changed but does not load")
+            .count()
+    };
+    assert_eq!(refusals(), 0);
     std::fs::write(&token_path, "\n").unwrap();
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(get("new-token").0, 200);
@@ -437,13 +451,18 @@ fn changed_certificates_and_tokens_are_picked_up_without_a_restart() {
             .0,
         401
     );
+    assert_eq!(refusals(), 1);
+    std::fs::remove_file(&token_path).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(get("new-token").0, 200);
+    assert_eq!(refusals(), 2);
 
     // A third token, then `cp -p` or `rsync -t` removes it: rewritten in place with the
     // size and mtime kept (blanks stand for the removed line). Only the contents tell
     // this file from the last one.
     std::fs::write(&token_path, "new-token\nthird-one\n").unwrap();
     wait_for(
-        "the third token was never accepted",
+        "the third token to be accepted",
         Duration::from_secs(10),
         || get("third-one").0 == 200,
     );
@@ -457,7 +476,7 @@ fn changed_certificates_and_tokens_are_picked_up_without_a_restart() {
         (before.modified().unwrap(), before.len(), before.ino())
     );
     wait_for(
-        "a token removed by a same-size, same-mtime rewrite still works",
+        "a token removed by a same-size, same-mtime rewrite to stop working",
         Duration::from_secs(10),
         || get("third-one").0 == 401,
     );
@@ -467,7 +486,7 @@ fn changed_certificates_and_tokens_are_picked_up_without_a_restart() {
     rewrite_keeping_mtime(&cert_path, &cert1);
     rewrite_keeping_mtime(&key_path, &key1);
     wait_for(
-        "a certificate rewritten with its mtime kept was never served",
+        "a certificate rewritten with its mtime kept to be served",
         Duration::from_secs(10),
         || get("new-token").1 == der1,
     );
