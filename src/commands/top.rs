@@ -235,6 +235,8 @@ impl Client {
             .transpose()?;
         let agent = ureq::Agent::config_builder()
             .tls_config(tls)
+            // Error answers carry the server's reason (`{"error": ...}`), shown to the user.
+            .http_status_as_error(false)
             .build()
             .new_agent();
         Ok(Client {
@@ -244,7 +246,8 @@ impl Client {
         })
     }
 
-    /// The body of a GET of `path`; 401 and 403 say which credential is missing or refused.
+    /// The body of a successful GET of `path`. A 401 says whether credentials are missing
+    /// or were refused; any other error answer gives the server's reason.
     fn get(&self, path: &str) -> anyhow::Result<String> {
         let url = &self.url;
         let full = format!("{url}{path}");
@@ -252,24 +255,35 @@ impl Client {
         if let Some(token) = &self.token {
             request = request.header("Authorization", format!("Bearer {token}"));
         }
-        let mut response = request.call().map_err(|e| match e {
-            ureq::Error::StatusCode(401) if self.token.is_some() => anyhow!(
-                "{url} refused the credentials given (401): check --token-file, or --cert and --key"
-            ),
-            ureq::Error::StatusCode(401) => anyhow!(
-                "{url} needs credentials (401): pass --token-file FILE, or --cert and --key"
-            ),
-            ureq::Error::StatusCode(code) => anyhow!("{full} answered HTTP {code}"),
-            e => anyhow::Error::new(e).context(format!(
-                "cannot reach cgscope server at {url} (is `cgscope serve` running there?)"
-            )),
+        let mut response = request.call().with_context(|| {
+            format!("cannot reach cgscope server at {url} (is `cgscope serve` running there?)")
         })?;
-        response
+        let status = response.status().as_u16();
+        let body = response
             .body_mut()
             .with_config()
             .limit(256 << 20)
             .read_to_string()
-            .with_context(|| format!("cannot read the answer of {full}"))
+            .with_context(|| format!("cannot read the answer of {full}"))?;
+        match status {
+            200..=299 => Ok(body),
+            401 if self.token.is_some() => Err(anyhow!(
+                "{url} refused the credentials given (401): check --token-file, or --cert and --key"
+            )),
+            401 => Err(anyhow!(
+                "{url} needs credentials (401): pass --token-file FILE, or --cert and --key"
+            )),
+            _ => {
+                #[derive(serde::Deserialize)]
+                struct Reason {
+                    error: String,
+                }
+                let reason = serde_json::from_str::<Reason>(&body)
+                    .map(|r| r.error)
+                    .unwrap_or(body);
+                Err(anyhow!("{full} answered {status}: {reason}"))
+            }
+        }
     }
 }
 
@@ -282,7 +296,8 @@ fn client_cert(
         .iter()
         .map(|c| ureq::tls::Certificate::from_der(c).to_owned())
         .collect();
-    // ureq takes a key from PEM only (its key kinds are private): the text checked above.
+    // ureq takes a key as PEM only (it does not export its key kinds): the file's text, once
+    // security found a key in it.
     let pem = security::read_key_pem("--key", key)?;
     let key = ureq::tls::PrivateKey::from_pem(&pem)
         .with_context(|| format!("--key {}", key.display()))?;
