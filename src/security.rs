@@ -466,9 +466,10 @@ fn login_page(status: StatusCode, failed: bool) -> Response {
     (status, [(header::CACHE_CONTROL, "no-store")], Html(page)).into_response()
 }
 
+/// The form; without a token file there is nothing to log in to, and the UI is at `/`.
 async fn login_form(State(auth): State<Arc<Auth>>) -> Response {
     if auth.tokens.is_none() {
-        return no_token_login();
+        return Redirect::to("/").into_response();
     }
     login_page(StatusCode::OK, false)
 }

@@ -3,8 +3,8 @@
 //! containers, filtering narrows it, keyboard, deep links and back/forward work, the busy
 //! container's CPU chart gains points over two refreshes, its process table shows its one
 //! process (pid and command as /proc has them, CPU %, RSS) and fits 390 px, the console stays
-//! clean and no request leaves the server's origin. Screenshots land in
-//! `target/ui-screenshots/`.
+//! clean and no request leaves the server's origin. With a token file, the login form leads
+//! to the UI and back. Screenshots land in `target/ui-screenshots/`.
 //!
 //! The WebDriver client is the few JSON-over-HTTP calls below on a plain `TcpStream`: the
 //! WebDriver crates connect through a TLS stack (or need hyper-util besides), and this test
@@ -509,6 +509,14 @@ fn ui_in_chromium_lists_filters_and_charts_live_containers() {
         json!([busy, idle]),
     );
     let before = both.as_array().unwrap().len();
+    // No token login on this server: no "Log out".
+    assert_eq!(
+        browser.js(
+            "return document.querySelector('#logout').hidden;",
+            json!([])
+        ),
+        json!(true)
+    );
     assert!(before >= 2, "rows before filtering: {both}");
     browser.screenshot(&shots.join("list-1280.png"));
 
@@ -709,7 +717,8 @@ fn ui_in_chromium_lists_filters_and_charts_live_containers() {
 
 /// With a token file, a browser opening the UI lands on the login form, a wrong token shows
 /// the form again, and the right one leads to the UI, which then reads the API with its
-/// session cookie (invisible to scripts). The v1 fixture (replayed runtime answers) is the
+/// session cookie (invisible to scripts). When the token leaves the file the UI goes back to
+/// the form; "Log out" ends the session. The v1 fixture (replayed runtime answers) is the
 /// node, so only Chromium is needed.
 #[test]
 fn ui_in_chromium_logs_in_with_a_token() {
@@ -732,7 +741,12 @@ fn ui_in_chromium_logs_in_with_a_token() {
             .arg(fixture.join("proc"))
             .args(["--machine-id-file", "", "--runtime-replay"])
             .arg(fixture.join("runtime.json"))
-            .args(["serve", "--listen", &listen, "--bearer-token-file"])
+            .args(["serve", "--listen", &listen, "--interval", "500ms"])
+            .args([
+                "--credentials-reload-interval",
+                "200ms",
+                "--bearer-token-file",
+            ])
             .arg(&tokens),
         scratch.path(),
     );
@@ -780,12 +794,53 @@ fn ui_in_chromium_logs_in_with_a_token() {
         "{names}"
     );
     assert_eq!(browser.js("return document.cookie", json!([])), json!(""));
+
+    // The token leaves the file: the UI's next API call gets 401 and it goes back to the form.
+    std::fs::write(&tokens, "next-token\n").unwrap();
+    browser.wait_js(
+        "the UI to go back to the form once its token is gone",
+        long,
+        "return location.pathname === '/login' && !!document.querySelector('#token');",
+        json!([]),
+    );
+    browser.type_into("#token", "next-token\u{E007}");
+
+    // "Log out" ends the session: the form again, and the UI sends back to it.
+    browser.wait_js(
+        "the Log out button",
+        long,
+        "return location.pathname === '/' && !document.querySelector('#logout').hidden;",
+        json!([]),
+    );
+    browser.js(
+        "document.querySelector('#logout button').click();",
+        json!([]),
+    );
+    browser.wait_js(
+        "the login form after logging out",
+        long,
+        "return location.pathname === '/login' && !!document.querySelector('#token');",
+        json!([]),
+    );
+    browser.goto(&format!("{base}/"));
+    browser.wait_js(
+        "the redirect to the login form",
+        long,
+        "return location.pathname === '/login';",
+        json!([]),
+    );
     let log = browser.log();
-    // The one failed load is the wrong token's 401.
-    let refusal = format!("{base}/login - Failed to load resource: the server responded with a status of 401 (Unauthorized)");
+    // The failed loads are the 401s of the wrong token and of the ended session.
     let severe: Vec<&Value> = log
         .iter()
-        .filter(|e| e["level"] == "SEVERE" && e["message"] != json!(refusal))
+        .filter(|e| {
+            let message = e["message"].as_str().unwrap_or("");
+            e["level"] == "SEVERE"
+                && !(message.starts_with(&format!("{base}/"))
+                    && message.ends_with(
+                        "Failed to load resource: the server responded with a status of 401 (Unauthorized)",
+                    ))
+        })
         .collect();
     assert!(severe.is_empty(), "browser console errors: {severe:#?}");
     server.assert_alive();
