@@ -1115,6 +1115,16 @@ mod tests {
         assert_eq!(status(&app, "/healthz", None).await.0, StatusCode::OK);
     }
 
+    #[tokio::test]
+    async fn without_a_token_file_the_login_form_sends_to_the_ui() {
+        for auth in [Auth::open(), Auth::new(None, true)] {
+            let app = http::router_with(state(idle_handle()), Arc::new(auth), &Limits::default());
+            let (code, headers) = status(&app, "/login", None).await;
+            assert_eq!(code, StatusCode::SEE_OTHER);
+            assert_eq!(headers.get(header::LOCATION).unwrap(), "/");
+        }
+    }
+
     /// A running `serve_secured` on 127.0.0.1:0, without credentials, with its own runtime;
     /// stops on drop.
     struct Server {
