@@ -168,10 +168,12 @@ pub struct ServeArgs {
     /// How often runtime metadata is fully re-listed, besides following events.
     #[arg(long, env = "CGSCOPE_RUNTIME_RESYNC", default_value = "60s", value_parser = humantime::parse_duration)]
     pub runtime_resync: std::time::Duration,
-    /// Serve HTTPS with this PEM certificate chain (needs --tls-key); reloaded when it changes.
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key); reloaded when its
+    /// contents change.
     #[arg(long, env = "CGSCOPE_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
-    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1); reloaded when it changes.
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1); reloaded when its contents
+    /// change.
     #[arg(long, env = "CGSCOPE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// PEM CA bundle for client certificates (mTLS, needs --tls-cert): a client certificate it
@@ -180,10 +182,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CGSCOPE_CLIENT_CA", requires = "tls_cert")]
     pub client_ca: Option<PathBuf>,
     /// File of bearer tokens, one per line: every route but /healthz and /readyz then needs
-    /// `Authorization: Bearer <token>` (or, with --client-ca, a client certificate).
+    /// `Authorization: Bearer <token>` (or, with --client-ca, a client certificate); browsers
+    /// trade a token for a session cookie at /login.
     #[arg(long, env = "CGSCOPE_BEARER_TOKEN_FILE")]
     pub bearer_token_file: Option<PathBuf>,
-    /// How often the TLS and token files are checked for changes (and reloaded).
+    /// How often the TLS and token files are read; those whose contents changed are reloaded.
     #[arg(long, env = "CGSCOPE_CREDENTIALS_RELOAD_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub credentials_reload_interval: std::time::Duration,
     /// Connections open at once; one more is closed as soon as it is accepted.
@@ -219,9 +222,23 @@ pub struct TopArgs {
     /// Time between refreshes.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub interval: std::time::Duration,
-    /// Read a running `cgscope serve` (e.g. http://127.0.0.1:8080) instead of sampling here.
+    /// Read a running `cgscope serve` (e.g. http://127.0.0.1:8080, or https:// with --ca)
+    /// instead of sampling here.
     #[arg(long, env = "CGSCOPE_SERVER")]
     pub server: Option<String>,
+    /// File whose first token is sent to --server as `Authorization: Bearer <token>` (the
+    /// format of serve's --bearer-token-file).
+    #[arg(long, env = "CGSCOPE_SERVER_TOKEN_FILE", requires = "server")]
+    pub token_file: Option<PathBuf>,
+    /// PEM CA bundle that verifies an https:// --server's certificate (needed for https).
+    #[arg(long, env = "CGSCOPE_SERVER_CA", requires = "server")]
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate chain presented to an https:// --server (mTLS; needs --key).
+    #[arg(long, env = "CGSCOPE_SERVER_CERT", requires_all = ["server", "key"])]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of --cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "CGSCOPE_SERVER_KEY", requires_all = ["server", "cert"])]
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

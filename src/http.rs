@@ -157,6 +157,7 @@ impl Default for Limits {
 /// request timeout and body limit of `limits`.
 pub fn router_with(state: Arc<AppState>, auth: Arc<Auth>, limits: &Limits) -> Router {
     router(state)
+        .merge(security::login_routes(Arc::clone(&auth)))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             limits.max_body_bytes,
         ))

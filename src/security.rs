@@ -1,12 +1,13 @@
-//! Endpoint security for `cgscope serve`: bearer tokens (constant-time comparison), TLS on
-//! rustls with the ring provider, optional client certificates (mTLS), and a poller that
-//! reloads changed credential files (mtime/size/inode, every few seconds) without a restart.
+//! Endpoint security for `cgscope serve`: bearer tokens (constant-time comparison) and the
+//! browser sessions a token buys at `/login`, TLS on rustls with the ring provider, optional
+//! client certificates (mTLS), and a poller that reloads credential files whose contents
+//! changed without a restart. It knows routes by path only, nothing of the model.
 
 use crate::export::api::ErrorView;
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Json;
 use axum_server::tls::TlsInfo;
 use axum_server::tls_rustls::RustlsConfig;
@@ -14,15 +15,29 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
-use std::os::unix::fs::MetadataExt;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 use subtle::{Choice, ConstantTimeEq};
 
 /// Routes that answer without credentials: kubelet probes carry neither tokens nor client
 /// certificates, and they reveal nothing but liveness.
 pub const OPEN_PATHS: [&str; 2] = ["/healthz", "/readyz"];
+
+/// Routes a browser reaches before it has a session: the login form, its stylesheet (the UI's,
+/// public like any release of cgscope) and logout. The `Host` check still applies.
+pub const LOGIN_PATHS: [&str; 3] = ["/login", "/logout", "/ui/app.css"];
+
+/// The cookie of a browser session made by `POST /login`.
+const SESSION_COOKIE: &str = "cgscope_session";
+
+/// How long a browser session lasts (it ends sooner when its token leaves the token file).
+const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+
+/// Sessions kept at once; past this, the one expiring first is dropped. Only a valid token
+/// makes one, so the bound is against a client looping on `POST /login`, not against guesses.
+const MAX_SESSIONS: usize = 1024;
 
 /// Why endpoint security could not be set up (or reloaded).
 #[derive(Debug, thiserror::Error)]
@@ -110,20 +125,38 @@ fn ct_eq_padded(expected: &[u8], presented: &[u8]) -> Choice {
     equal
 }
 
+/// The flag that names the server's token file, in errors about it.
+const TOKEN_FILE: &str = "--bearer-token-file";
+
 /// Reads a bearer-token file: one token per line, surrounding whitespace and blank lines
 /// ignored. A token is visible ASCII without spaces (what fits in `Authorization: Bearer`).
 pub fn load_tokens(path: &Path) -> Result<Tokens, SecurityError> {
-    const WHAT: &str = "--bearer-token-file";
-    let bytes = std::fs::read(path).map_err(|error| SecurityError::Read {
-        what: WHAT,
-        path: path.to_owned(),
-        error,
-    })?;
-    let text = String::from_utf8(bytes).map_err(|_| SecurityError::Invalid {
-        what: WHAT,
-        path: path.to_owned(),
-        message: "is not UTF-8 text".into(),
-    })?;
+    parse_tokens(TOKEN_FILE, path, &FileContents::read(path))
+}
+
+/// The first token of a token file (see [`load_tokens`]) that `what` names, for a client
+/// to send.
+pub fn load_client_token(what: &'static str, path: &Path) -> Result<String, SecurityError> {
+    let Tokens(tokens) = parse_tokens(what, path, &FileContents::read(path))?;
+    // parse_tokens returns at least one token, each visible ASCII.
+    Ok(tokens
+        .into_iter()
+        .next()
+        .map(|t| String::from_utf8_lossy(&t).into_owned())
+        .unwrap_or_default())
+}
+
+fn parse_tokens(
+    what: &'static str,
+    path: &Path,
+    contents: &FileContents,
+) -> Result<Tokens, SecurityError> {
+    let text =
+        std::str::from_utf8(contents.bytes(what, path)?).map_err(|_| SecurityError::Invalid {
+            what,
+            path: path.to_owned(),
+            message: "is not UTF-8 text".into(),
+        })?;
     let mut tokens = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let token = line.trim();
@@ -132,7 +165,7 @@ pub fn load_tokens(path: &Path) -> Result<Tokens, SecurityError> {
         }
         if !token.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(SecurityError::Invalid {
-                what: WHAT,
+                what,
                 path: path.to_owned(),
                 message: format!(
                     "line {} is not a bearer token (visible ASCII without spaces)",
@@ -144,7 +177,7 @@ pub fn load_tokens(path: &Path) -> Result<Tokens, SecurityError> {
     }
     if tokens.is_empty() {
         return Err(SecurityError::Empty {
-            what: WHAT,
+            what,
             path: path.to_owned(),
             expected: "token (one per line)",
         });
@@ -175,6 +208,25 @@ pub struct Auth {
     /// Host names (lowercase, no port) a request's `Host` may give besides IP addresses and
     /// `localhost`.
     allowed_hosts: Vec<String>,
+    sessions: Sessions,
+}
+
+/// Browser sessions by id: the token each was made from (never sent to the browser), and when
+/// it expires. A session authenticates only while its token is still configured. `Debug`
+/// shows neither ids nor tokens.
+#[derive(Default)]
+struct Sessions(Mutex<HashMap<String, Session>>);
+
+struct Session {
+    token: Vec<u8>,
+    expires: Instant,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map(|s| s.len()).unwrap_or_default();
+        write!(f, "Sessions({n} redacted)")
+    }
 }
 
 /// Marks a request whose credentials were verified (auth is on): the routes give such a
@@ -189,6 +241,7 @@ impl Auth {
             tokens: None,
             client_certs: false,
             allowed_hosts: Vec::new(),
+            sessions: Sessions::default(),
         }
     }
 
@@ -199,6 +252,7 @@ impl Auth {
             tokens: tokens.map(|t| RwLock::new(Arc::new(t))),
             client_certs,
             allowed_hosts: Vec::new(),
+            sessions: Sessions::default(),
         }
     }
 
@@ -240,9 +294,54 @@ impl Auth {
         if self.client_certs && tls.is_some_and(|t| !t.peer_certificates.is_empty()) {
             return true;
         }
-        match (self.tokens(), bearer_token(headers)) {
-            (Some(tokens), Some(presented)) => tokens.matches(presented),
-            _ => false,
+        let Some(tokens) = self.tokens() else {
+            return false;
+        };
+        if let Some(presented) = bearer_token(headers) {
+            return tokens.matches(presented);
+        }
+        session_cookie(headers)
+            .and_then(|id| self.session_token(id))
+            .is_some_and(|token| tokens.matches(&token))
+    }
+
+    /// The token a live session was made from.
+    fn session_token(&self, id: &str) -> Option<Vec<u8>> {
+        let sessions = self.sessions.0.lock().ok()?;
+        let session = sessions.get(id)?;
+        (session.expires > Instant::now()).then(|| session.token.clone())
+    }
+
+    /// A new session for `token` (already checked): its id, 32 random bytes in hex.
+    fn new_session(&self, token: &[u8]) -> Option<String> {
+        let mut bytes = [0u8; 32];
+        provider().secure_random.fill(&mut bytes).ok()?;
+        let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let mut sessions = self.sessions.0.lock().ok()?;
+        let now = Instant::now();
+        sessions.retain(|_, s| s.expires > now);
+        if sessions.len() >= MAX_SESSIONS {
+            let first = sessions
+                .iter()
+                .min_by_key(|(_, s)| s.expires)
+                .map(|(id, _)| id.clone());
+            if let Some(first) = first {
+                sessions.remove(&first);
+            }
+        }
+        sessions.insert(
+            id.clone(),
+            Session {
+                token: token.to_vec(),
+                expires: now + SESSION_TTL,
+            },
+        );
+        Some(id)
+    }
+
+    fn end_session(&self, id: &str) {
+        if let Ok(mut sessions) = self.sessions.0.lock() {
+            sessions.remove(id);
         }
     }
 
@@ -278,9 +377,11 @@ pub async fn require_auth(
     mut request: Request,
     next: Next,
 ) -> Response {
-    if OPEN_PATHS.contains(&request.uri().path()) {
+    let path = request.uri().path();
+    if OPEN_PATHS.contains(&path) {
         return next.run(request).await;
     }
+    let login_path = LOGIN_PATHS.contains(&path);
     let host = request.headers().get(header::HOST).map(HeaderValue::to_str);
     if let Some(host) = host {
         if !host.is_ok_and(|h| host_allowed(h, &auth.allowed_hosts)) {
@@ -297,12 +398,171 @@ pub async fn require_auth(
     }
     let tls = request.extensions().get::<Arc<TlsInfo>>().map(|t| &**t);
     if !auth.authenticates(request.headers(), tls) {
+        if login_path {
+            return next.run(request).await;
+        }
+        // A browser opening a page is sent to the form; API clients get the 401.
+        if auth.tokens.is_some() && request.method() == Method::GET && wants_html(&request) {
+            return Redirect::to("/login").into_response();
+        }
         return auth.unauthorized();
     }
     if auth.enabled() {
         request.extensions_mut().insert(Authenticated);
     }
     next.run(request).await
+}
+
+/// True when the request's `Accept` names HTML (a browser navigating, not a script or scraper).
+fn wants_html(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+/// The session id of the `cgscope_session` cookie.
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name == SESSION_COOKIE && !value.is_empty()).then_some(value)
+        })
+}
+
+/// `GET /login`, `POST /login` and `POST /logout` over `auth`, for [`crate::http`] to merge
+/// (they pass [`require_auth`] unauthenticated).
+pub fn login_routes(auth: Arc<Auth>) -> axum::Router {
+    axum::Router::new()
+        .route("/login", axum::routing::get(login_form).post(log_in))
+        .route("/logout", axum::routing::post(log_out))
+        .with_state(auth)
+}
+
+/// The body of `POST /login` (an HTML form, urlencoded).
+#[derive(serde::Deserialize)]
+struct LoginForm {
+    token: String,
+}
+
+/// The login page; with `failed`, it says the token was refused.
+fn login_page(status: StatusCode, failed: bool) -> Response {
+    let page = crate::export::ui::asset("login.html")
+        .map(|a| String::from_utf8_lossy(a.body).into_owned())
+        .unwrap_or_default();
+    let page = if failed {
+        page.replace(
+            "<!-- error -->",
+            r#"<p class="login-error" role="alert">That token is not valid.</p>"#,
+        )
+    } else {
+        page
+    };
+    (status, [(header::CACHE_CONTROL, "no-store")], Html(page)).into_response()
+}
+
+/// The form; without a token file there is nothing to log in to, and the UI is at `/`.
+async fn login_form(State(auth): State<Arc<Auth>>) -> Response {
+    if auth.tokens.is_none() {
+        return Redirect::to("/").into_response();
+    }
+    login_page(StatusCode::OK, false)
+}
+
+fn no_token_login() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(ErrorView {
+            error: "there is no token login: --bearer-token-file is not set".into(),
+        }),
+    )
+        .into_response()
+}
+
+/// A form post whose `Origin` is not this server (scheme, host and port, as the `Host`
+/// header names it) comes from another site: 403. A post without `Origin` comes from no
+/// browser, which always sends one on a POST, so it cannot be a forged one.
+fn cross_origin(headers: &HeaderMap, tls: bool) -> Option<Response> {
+    let origin = headers.get(header::ORIGIN)?;
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let scheme = if tls { "https" } else { "http" };
+    let same = host.is_some_and(|host| {
+        origin
+            .to_str()
+            .is_ok_and(|o| o.eq_ignore_ascii_case(&format!("{scheme}://{host}")))
+    });
+    (!same).then(|| {
+        (
+            StatusCode::FORBIDDEN,
+            Json(ErrorView {
+                error: "the Origin of this form post is not this server".into(),
+            }),
+        )
+            .into_response()
+    })
+}
+
+/// `Set-Cookie` for the session `id` (`Max-Age=0` ends it); `Secure` over TLS.
+fn session_set_cookie(id: &str, max_age: Duration, tls: bool) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
+        max_age.as_secs(),
+        if tls { "; Secure" } else { "" }
+    ))
+    .ok()
+}
+
+async fn log_in(State(auth): State<Arc<Auth>>, request: Request) -> Response {
+    let Some(tokens) = auth.tokens() else {
+        return no_token_login();
+    };
+    let tls = request.extensions().get::<Arc<TlsInfo>>().is_some();
+    if let Some(refused) = cross_origin(request.headers(), tls) {
+        return refused;
+    }
+    let form = match axum::Form::<LoginForm>::from_request(request, &()).await {
+        Ok(axum::Form(form)) => form,
+        Err(_) => return login_page(StatusCode::BAD_REQUEST, true),
+    };
+    let token = form.token.trim().as_bytes();
+    if token.is_empty() || !tokens.matches(token) {
+        return login_page(StatusCode::UNAUTHORIZED, true);
+    }
+    let cookie = auth
+        .new_session(token)
+        .and_then(|id| session_set_cookie(&id, SESSION_TTL, tls));
+    let Some(cookie) = cookie else {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(ErrorView {
+                error: "cannot make a session".into(),
+            }),
+        )
+            .into_response();
+    };
+    let mut response = Redirect::to("/").into_response();
+    response.headers_mut().insert(header::SET_COOKIE, cookie);
+    response
+}
+
+async fn log_out(State(auth): State<Arc<Auth>>, request: Request) -> Response {
+    let tls = request.extensions().get::<Arc<TlsInfo>>().is_some();
+    if let Some(refused) = cross_origin(request.headers(), tls) {
+        return refused;
+    }
+    if let Some(id) = session_cookie(request.headers()) {
+        auth.end_session(id);
+    }
+    let mut response = Redirect::to("/login").into_response();
+    if let Some(cookie) = session_set_cookie("", Duration::ZERO, tls) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
 }
 
 /// Whether a `Host` header (`name`, `name:port`, `[v6]:port`) may reach the routes: an IP
@@ -324,20 +584,20 @@ pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
         || allowed.contains(&name)
 }
 
-fn read_file(what: &'static str, path: &Path) -> Result<Vec<u8>, SecurityError> {
-    std::fs::read(path).map_err(|error| SecurityError::Read {
-        what,
-        path: path.to_owned(),
-        error,
-    })
-}
-
-fn read_certs(
+/// The PEM certificates of a file that `what` names (at least one).
+pub fn read_certs(
     what: &'static str,
     path: &Path,
 ) -> Result<Vec<CertificateDer<'static>>, SecurityError> {
-    let pem = read_file(what, path)?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
+    parse_certs(what, path, &FileContents::read(path))
+}
+
+fn parse_certs(
+    what: &'static str,
+    path: &Path,
+    contents: &FileContents,
+) -> Result<Vec<CertificateDer<'static>>, SecurityError> {
+    let certs = CertificateDer::pem_slice_iter(contents.bytes(what, path)?)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| SecurityError::Invalid {
             what,
@@ -354,18 +614,27 @@ fn read_certs(
     Ok(certs)
 }
 
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, SecurityError> {
-    const WHAT: &str = "--tls-key";
-    let pem = read_file(WHAT, path)?;
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| SecurityError::Invalid {
-        what: WHAT,
+/// The text of a PEM private-key file that `what` names, once a key is found in it.
+pub fn read_key_pem(what: &'static str, path: &Path) -> Result<Vec<u8>, SecurityError> {
+    let contents = FileContents::read(path);
+    parse_key(what, path, &contents)?;
+    Ok(contents.bytes(what, path)?.to_vec())
+}
+
+fn parse_key(
+    what: &'static str,
+    path: &Path,
+    contents: &FileContents,
+) -> Result<PrivateKeyDer<'static>, SecurityError> {
+    PrivateKeyDer::from_pem_slice(contents.bytes(what, path)?).map_err(|e| SecurityError::Invalid {
+        what,
         path: path.to_owned(),
         message: format!("no PEM private key (PKCS#8, PKCS#1 or SEC1): {e}"),
     })
 }
 
 /// The ring provider: aws-lc-rs (rustls' default) is a large C build.
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
@@ -373,9 +642,20 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// ALPN, and with a client CA, client certificates verified against it (requested, not
 /// required: unauthenticated clients still reach the probes; [`require_auth`] guards the rest).
 pub fn server_config(files: &TlsFiles) -> Result<ServerConfig, SecurityError> {
+    server_config_of(files, &read_tls(files))
+}
+
+/// [`server_config`] from the files' `contents`, read in [`tls_paths`] order.
+fn server_config_of(
+    files: &TlsFiles,
+    contents: &[FileContents],
+) -> Result<ServerConfig, SecurityError> {
+    let [cert, key, ca_contents @ ..] = contents else {
+        return Err(SecurityError::Tls("certificate and key not read".into()));
+    };
     let provider = provider();
-    let certs = read_certs("--tls-cert", &files.cert)?;
-    let key = read_key(&files.key)?;
+    let certs = parse_certs("--tls-cert", &files.cert, cert)?;
+    let key = parse_key("--tls-key", &files.key, key)?;
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| SecurityError::Tls(e.to_string()))?;
@@ -383,7 +663,10 @@ pub fn server_config(files: &TlsFiles) -> Result<ServerConfig, SecurityError> {
         None => builder.with_no_client_auth(),
         Some(ca) => {
             let mut roots = RootCertStore::empty();
-            for cert in read_certs("--client-ca", ca)? {
+            let Some(ca_contents) = ca_contents.first() else {
+                return Err(SecurityError::Tls("client CA not read".into()));
+            };
+            for cert in parse_certs("--client-ca", ca, ca_contents)? {
                 roots.add(cert).map_err(|e| SecurityError::Invalid {
                     what: "--client-ca",
                     path: ca.clone(),
@@ -409,28 +692,44 @@ pub fn server_config(files: &TlsFiles) -> Result<ServerConfig, SecurityError> {
     Ok(config)
 }
 
-/// What identifies one version of a file: a Kubernetes Secret update swaps a symlink to new
-/// files (new inode); an in-place rewrite changes mtime or size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    modified: Option<SystemTime>,
-    len: u64,
-    dev: u64,
-    ino: u64,
+/// One read of a credential file: its bytes, or why it could not be read. Reloads compare
+/// these (the files are a few KiB), not metadata: `cp -p` or `rsync -t` rewrite a file in
+/// place with its size and mtime kept, which no stamp would tell apart.
+#[derive(Debug)]
+struct FileContents(Result<Vec<u8>, std::io::Error>);
+
+impl FileContents {
+    fn read(path: &Path) -> Self {
+        FileContents(std::fs::read(path))
+    }
+
+    /// The bytes, or the read error as a [`SecurityError`] naming the flag.
+    fn bytes(&self, what: &'static str, path: &Path) -> Result<&[u8], SecurityError> {
+        match &self.0 {
+            Ok(bytes) => Ok(bytes),
+            Err(error) => Err(SecurityError::Read {
+                what,
+                path: path.to_owned(),
+                error: std::io::Error::new(error.kind(), error.to_string()),
+            }),
+        }
+    }
 }
 
-fn stamp(path: &Path) -> Option<Stamp> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some(Stamp {
-        modified: meta.modified().ok(),
-        len: meta.len(),
-        dev: meta.dev(),
-        ino: meta.ino(),
-    })
+/// Equal bytes, or the same failure (so a file that stays unreadable is reported once).
+impl PartialEq for FileContents {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Ok(a), Ok(b)) => a == b,
+            (Err(a), Err(b)) => a.kind() == b.kind() && a.to_string() == b.to_string(),
+            _ => false,
+        }
+    }
 }
 
-fn stamps<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) -> Vec<Option<Stamp>> {
-    paths.into_iter().map(|p| stamp(p)).collect()
+/// The current contents of the TLS files, in [`tls_paths`] order.
+fn read_tls(files: &TlsFiles) -> Vec<FileContents> {
+    tls_paths(files).map(|p| FileContents::read(p)).collect()
 }
 
 fn tls_paths(files: &TlsFiles) -> impl Iterator<Item = &PathBuf> {
@@ -446,9 +745,10 @@ pub struct Security {
     auth: Arc<Auth>,
     tls: Option<(TlsFiles, RustlsConfig)>,
     token_file: Option<PathBuf>,
-    /// File stamps taken just before the files were read.
-    tls_stamps: Vec<Option<Stamp>>,
-    token_stamp: Option<Stamp>,
+    /// The file contents last seen, from which the configuration in service was built (or,
+    /// after a failed reload, which failed to load).
+    tls_seen: Vec<FileContents>,
+    token_seen: Option<FileContents>,
 }
 
 impl Security {
@@ -458,25 +758,26 @@ impl Security {
             auth: Arc::new(Auth::open()),
             tls: None,
             token_file: None,
-            tls_stamps: Vec::new(),
-            token_stamp: None,
+            tls_seen: Vec::new(),
+            token_seen: None,
         }
     }
 
     /// Reads every credential file; any problem is an error (the daemon must not start
     /// with less security than asked for).
     pub fn load(options: &SecurityOptions) -> Result<Self, SecurityError> {
-        let token_stamp = options.bearer_token_file.as_deref().and_then(stamp);
-        let tokens = options
-            .bearer_token_file
-            .as_deref()
-            .map(load_tokens)
-            .transpose()?;
-        let (tls, tls_stamps) = match &options.tls {
+        let (tokens, token_seen) = match options.bearer_token_file.as_deref() {
+            Some(path) => {
+                let seen = FileContents::read(path);
+                (Some(parse_tokens(TOKEN_FILE, path, &seen)?), Some(seen))
+            }
+            None => (None, None),
+        };
+        let (tls, tls_seen) = match &options.tls {
             Some(files) => {
-                let before = stamps(tls_paths(files));
-                let config = RustlsConfig::from_config(Arc::new(server_config(files)?));
-                (Some((files.clone(), config)), before)
+                let seen = read_tls(files);
+                let config = RustlsConfig::from_config(Arc::new(server_config_of(files, &seen)?));
+                (Some((files.clone(), config)), seen)
             }
             None => (None, Vec::new()),
         };
@@ -487,8 +788,8 @@ impl Security {
             ),
             tls,
             token_file: options.bearer_token_file.clone(),
-            tls_stamps,
-            token_stamp,
+            tls_seen,
+            token_seen,
         })
     }
 
@@ -502,16 +803,16 @@ impl Security {
         self.tls.as_ref().map(|(_, config)| config.clone())
     }
 
-    /// Checks the credential files once and reloads those that changed. A file that fails
-    /// to load (half written, key not matching yet) keeps the previous configuration in
-    /// service and is tried again on its next change. Returns how many reloads succeeded.
+    /// Reads the credential files once and reloads those whose contents changed. A file that
+    /// fails to load (unreadable, half written, key not matching yet) keeps the previous
+    /// configuration in service, is logged once, and is tried again when its contents change.
+    /// Returns how many reloads succeeded.
     pub fn reload_changed(&mut self) -> usize {
         let mut reloaded = 0;
         if let Some((files, config)) = &self.tls {
-            let now = stamps(tls_paths(files));
-            if now != self.tls_stamps {
-                self.tls_stamps = now;
-                match server_config(files) {
+            let now = read_tls(files);
+            if now != self.tls_seen {
+                match server_config_of(files, &now) {
                     Ok(new) => {
                         config.reload_from_config(Arc::new(new));
                         tracing::info!(cert = %files.cert.display(), "reloaded the TLS configuration");
@@ -522,13 +823,13 @@ impl Security {
                         "TLS files changed but do not load; still serving the previous ones"
                     ),
                 }
+                self.tls_seen = now;
             }
         }
         if let Some(path) = &self.token_file {
-            let now = stamp(path);
-            if now != self.token_stamp {
-                self.token_stamp = now;
-                match load_tokens(path) {
+            let now = FileContents::read(path);
+            if self.token_seen.as_ref() != Some(&now) {
+                match parse_tokens(TOKEN_FILE, path, &now) {
                     Ok(tokens) => {
                         tracing::info!(tokens = tokens.len(), "reloaded the bearer tokens");
                         self.auth.set_tokens(tokens);
@@ -539,14 +840,15 @@ impl Security {
                         "token file changed but does not load; the previous tokens stay valid"
                     ),
                 }
+                self.token_seen = Some(now);
             }
         }
         reloaded
     }
 
-    /// Polls the credential files every `every` on the blocking pool (a stat per file; files
-    /// are read only when they changed). Polling, not inotify: Secret volumes update through
-    /// symlink swaps in the parent directory, which a poll of the resolved files sees simply.
+    /// Reads the credential files every `every` on the blocking pool and reloads those whose
+    /// bytes changed. Polling, not inotify: Secret volumes update through symlink swaps in the
+    /// parent directory, which a read of the resolved paths sees simply.
     pub fn spawn_reloader(mut self, every: Duration) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             if self.tls.is_none() && self.token_file.is_none() {
@@ -580,50 +882,9 @@ mod tests {
     use crate::sampler::history::History;
     use crate::sampler::Handle;
     use axum::body::Body;
-    use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
-        IsCa, KeyPair, KeyUsagePurpose,
-    };
     use std::io::{Read, Write};
     use std::net::{SocketAddr, TcpStream};
     use tower::ServiceExt;
-
-    /// A test CA: its PEM and an issuer for leaf certificates.
-    struct Ca {
-        pem: String,
-        issuer: CertifiedIssuer<'static, KeyPair>,
-    }
-
-    fn new_ca(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        Ca {
-            pem: issuer.pem(),
-            issuer,
-        }
-    }
-
-    /// A leaf certificate signed by `ca`: (cert PEM, key PEM, cert DER).
-    fn leaf(ca: &Ca, name: &str, server: bool) -> (String, String, Vec<u8>) {
-        let sans = if server {
-            vec!["localhost".to_owned(), "127.0.0.1".to_owned()]
-        } else {
-            Vec::new()
-        };
-        let mut params = CertificateParams::new(sans).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.extended_key_usages = vec![if server {
-            ExtendedKeyUsagePurpose::ServerAuth
-        } else {
-            ExtendedKeyUsagePurpose::ClientAuth
-        }];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &ca.issuer).unwrap();
-        (cert.pem(), key.serialize_pem(), cert.der().to_vec())
-    }
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let path = dir.join(name);
@@ -736,6 +997,26 @@ mod tests {
     }
 
     #[test]
+    fn a_session_authenticates_while_its_token_is_configured_and_debug_shows_neither() {
+        let auth = Auth::new(Some(tokens(&["alpha", "bravo"])), false);
+        let id = auth.new_session(b"bravo").unwrap();
+        assert_eq!(id.len(), 64);
+        let with_cookie = |id: &str| {
+            let mut h = HeaderMap::new();
+            let value = format!("theme=dark; {SESSION_COOKIE}={id}");
+            h.insert(header::COOKIE, HeaderValue::from_str(&value).unwrap());
+            h
+        };
+        assert!(auth.authenticates(&with_cookie(&id), None));
+        assert!(!auth.authenticates(&with_cookie(&id[..63]), None));
+        assert!(!auth.authenticates(&with_cookie(""), None));
+        let debug = format!("{auth:?}");
+        assert!(!debug.contains(&id) && !debug.contains("bravo"), "{debug}");
+        auth.set_tokens(tokens(&["alpha"]));
+        assert!(!auth.authenticates(&with_cookie(&id), None));
+    }
+
+    #[test]
     fn constant_time_compare_is_exact() {
         assert!(bool::from(ct_eq_padded(b"secret", b"secret")));
         for other in [&b"secreT"[..], b"secre", b"secrets", b"", b"\0secret"] {
@@ -834,56 +1115,18 @@ mod tests {
         assert_eq!(status(&app, "/healthz", None).await.0, StatusCode::OK);
     }
 
-    #[test]
-    fn server_config_rejects_mismatched_keys_and_empty_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = new_ca("test CA");
-        let (cert, key, _) = leaf(&ca, "server", true);
-        let (_, other_key, _) = leaf(&ca, "other", true);
-        let files = TlsFiles {
-            cert: write(dir.path(), "cert.pem", &cert),
-            key: write(dir.path(), "key.pem", &key),
-            client_ca: Some(write(dir.path(), "ca.pem", &ca.pem)),
-        };
-        let config = server_config(&files).unwrap();
-        assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
-
-        let wrong = TlsFiles {
-            key: write(dir.path(), "other.pem", &other_key),
-            ..files.clone()
-        };
-        let err = server_config(&wrong).unwrap_err().to_string();
-        assert!(err.starts_with("TLS configuration"), "{err}");
-
-        let empty = TlsFiles {
-            cert: write(dir.path(), "empty.pem", ""),
-            ..files.clone()
-        };
-        let err = server_config(&empty).unwrap_err().to_string();
-        assert!(
-            err.contains("--tls-cert") && err.contains("holds no PEM certificate"),
-            "{err}"
-        );
-
-        let keyless = TlsFiles {
-            key: write(dir.path(), "nokey.pem", &cert),
-            ..files.clone()
-        };
-        let err = server_config(&keyless).unwrap_err().to_string();
-        assert!(
-            err.contains("--tls-key") && err.contains("no PEM private key"),
-            "{err}"
-        );
-
-        let no_ca = TlsFiles {
-            client_ca: Some(dir.path().join("absent-ca.pem")),
-            ..files
-        };
-        let err = server_config(&no_ca).unwrap_err().to_string();
-        assert!(err.starts_with("cannot read --client-ca"), "{err}");
+    #[tokio::test]
+    async fn without_a_token_file_the_login_form_sends_to_the_ui() {
+        for auth in [Auth::open(), Auth::new(None, true)] {
+            let app = http::router_with(state(idle_handle()), Arc::new(auth), &Limits::default());
+            let (code, headers) = status(&app, "/login", None).await;
+            assert_eq!(code, StatusCode::SEE_OTHER);
+            assert_eq!(headers.get(header::LOCATION).unwrap(), "/");
+        }
     }
 
-    /// A running `serve_secured` on 127.0.0.1:0 with its own runtime; stops on drop.
+    /// A running `serve_secured` on 127.0.0.1:0, without credentials, with its own runtime;
+    /// stops on drop.
     struct Server {
         addr: SocketAddr,
         stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -891,12 +1134,7 @@ mod tests {
     }
 
     impl Server {
-        fn start(
-            handle: Handle,
-            security: Security,
-            limits: Limits,
-            reload: Option<Duration>,
-        ) -> Server {
+        fn start(handle: Handle, limits: Limits) -> Server {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
@@ -906,16 +1144,11 @@ mod tests {
             let addr = rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let addr = listener.local_addr().unwrap();
-                let tls = security.tls();
-                let auth = security.auth();
-                if let Some(every) = reload {
-                    security.spawn_reloader(every);
-                }
                 tokio::spawn(http::serve_secured(
                     listener,
                     state(handle),
-                    auth,
-                    tls,
+                    Arc::new(Auth::open()),
+                    None,
                     limits,
                     async move {
                         let _ = stopped.await;
@@ -942,195 +1175,6 @@ mod tests {
         }
     }
 
-    fn client_config(ca_pem: &str, client: Option<(&str, &str)>) -> Arc<rustls::ClientConfig> {
-        let mut roots = RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let builder = rustls::ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots);
-        Arc::new(match client {
-            None => builder.with_no_client_auth(),
-            Some((cert, key)) => builder
-                .with_client_auth_cert(
-                    CertificateDer::pem_slice_iter(cert.as_bytes())
-                        .collect::<Result<_, _>>()
-                        .unwrap(),
-                    PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
-                )
-                .unwrap(),
-        })
-    }
-
-    /// One HTTPS GET with `Connection: close`: the status code and the server's leaf
-    /// certificate, or the TLS/IO error.
-    fn https_get(
-        addr: SocketAddr,
-        config: Arc<rustls::ClientConfig>,
-        path: &str,
-        token: Option<&str>,
-    ) -> std::io::Result<(u16, Vec<u8>)> {
-        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let mut conn = rustls::ClientConnection::new(config, name).unwrap();
-        let mut sock = TcpStream::connect(addr)?;
-        sock.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let mut tls = rustls::Stream::new(&mut conn, &mut sock);
-        let auth = token
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
-        write!(
-            tls,
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n"
-        )?;
-        let mut response = Vec::new();
-        match tls.read_to_end(&mut response) {
-            Ok(_) => {}
-            // The server closes without close_notify after `Connection: close` on some paths.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {}
-            Err(e) => return Err(e),
-        }
-        let leaf = conn
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .map(|c| c.to_vec())
-            .unwrap_or_default();
-        let text = String::from_utf8_lossy(&response);
-        let code = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| std::io::Error::other(format!("no HTTP status in {text:?}")))?;
-        Ok((code, leaf))
-    }
-
-    #[test]
-    fn mtls_client_certificates_authenticate_and_others_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = new_ca("cgscope test CA");
-        let (cert, key, _) = leaf(&ca, "cgscope", true);
-        let (client_cert, client_key, _) = leaf(&ca, "prometheus", false);
-        let rogue = new_ca("rogue CA");
-        let (rogue_cert, rogue_key, _) = leaf(&rogue, "intruder", false);
-        let security = Security::load(&SecurityOptions {
-            allowed_hosts: Vec::new(),
-            tls: Some(TlsFiles {
-                cert: write(dir.path(), "cert.pem", &cert),
-                key: write(dir.path(), "key.pem", &key),
-                client_ca: Some(write(dir.path(), "ca.pem", &ca.pem)),
-            }),
-            bearer_token_file: Some(write(dir.path(), "tokens", "tok\n")),
-        })
-        .unwrap();
-        let server = Server::start(ready_handle(), security, Limits::default(), None);
-        let anonymous = client_config(&ca.pem, None);
-        let trusted = client_config(&ca.pem, Some((&client_cert, &client_key)));
-        let untrusted = client_config(&ca.pem, Some((&rogue_cert, &rogue_key)));
-
-        assert_eq!(
-            https_get(server.addr, anonymous.clone(), "/metrics", None)
-                .unwrap()
-                .0,
-            401
-        );
-        assert_eq!(
-            https_get(server.addr, anonymous.clone(), "/healthz", None)
-                .unwrap()
-                .0,
-            200
-        );
-        assert_eq!(
-            https_get(server.addr, anonymous.clone(), "/readyz", None)
-                .unwrap()
-                .0,
-            200
-        );
-        assert_eq!(
-            https_get(server.addr, anonymous, "/metrics", Some("tok"))
-                .unwrap()
-                .0,
-            200
-        );
-        assert_eq!(
-            https_get(server.addr, trusted.clone(), "/metrics", None)
-                .unwrap()
-                .0,
-            200
-        );
-        assert_eq!(
-            https_get(server.addr, trusted, "/api/v1/machine", None)
-                .unwrap()
-                .0,
-            200
-        );
-        // A certificate from another CA fails the handshake: no HTTP at all.
-        let err = https_get(server.addr, untrusted, "/healthz", None).unwrap_err();
-        assert!(
-            err.to_string().contains("alert") || err.kind() != std::io::ErrorKind::Other,
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn changed_certificates_and_tokens_are_picked_up_without_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = new_ca("cgscope test CA");
-        let (cert1, key1, der1) = leaf(&ca, "first", true);
-        let (cert2, key2, der2) = leaf(&ca, "second", true);
-        let cert_path = write(dir.path(), "tls.crt", &cert1);
-        let key_path = write(dir.path(), "tls.key", &key1);
-        let token_path = write(dir.path(), "tokens", "old-token\n");
-        let security = Security::load(&SecurityOptions {
-            allowed_hosts: Vec::new(),
-            tls: Some(TlsFiles {
-                cert: cert_path.clone(),
-                key: key_path.clone(),
-                client_ca: None,
-            }),
-            bearer_token_file: Some(token_path.clone()),
-        })
-        .unwrap();
-        let server = Server::start(
-            ready_handle(),
-            security,
-            Limits::default(),
-            Some(Duration::from_millis(100)),
-        );
-        let client = client_config(&ca.pem, None);
-        let get = |token| https_get(server.addr, client.clone(), "/metrics", Some(token)).unwrap();
-        assert_eq!(get("old-token"), (200, der1.clone()));
-
-        // A half-done update (new cert, old key) does not load: the old pair stays in service.
-        std::fs::write(&cert_path, &cert2).unwrap();
-        std::thread::sleep(Duration::from_millis(500));
-        assert_eq!(get("old-token"), (200, der1));
-        std::fs::write(&key_path, &key2).unwrap();
-        // Kubernetes-style: the token file is replaced by a rename (new inode).
-        let staged = write(dir.path(), "tokens.new", "new-token\nsecond-new\n");
-        std::fs::rename(&staged, &token_path).unwrap();
-        let start = std::time::Instant::now();
-        while get("new-token").0 != 200 {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "the new token was never accepted"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        assert_eq!(get("new-token"), (200, der2));
-        assert_eq!(get("second-new").0, 200);
-        assert_eq!(get("old-token").0, 401);
-
-        // An emptied token file is an error, not "no auth": the last good tokens stay.
-        std::fs::write(&token_path, "\n").unwrap();
-        std::thread::sleep(Duration::from_millis(500));
-        assert_eq!(get("new-token").0, 200);
-        assert_eq!(
-            https_get(server.addr, client, "/metrics", None).unwrap().0,
-            401
-        );
-    }
-
     /// Raw HTTP/1.1 on a fresh connection: what the server sends before closing (or timing
     /// out after `wait`), as text.
     fn raw(addr: SocketAddr, request: &[u8], wait: Duration) -> (String, Duration) {
@@ -1149,7 +1193,7 @@ mod tests {
             header_read_timeout: Duration::from_millis(500),
             ..Limits::default()
         };
-        let server = Server::start(ready_handle(), Security::none(), limits, None);
+        let server = Server::start(ready_handle(), limits);
         let addr = server.addr;
 
         // Slowloris: a request line and then nothing; and a connection that never speaks.

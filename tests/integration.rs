@@ -33,6 +33,8 @@ mod real_top;
 mod ui_browser;
 // daemonset.yaml (schema, checkov, flags) and the FROM-scratch image run as it says: TLS, tokens, mTLS.
 mod deploy;
+// TLS, mTLS, credentials reloaded by contents, `top --server` with a token or client certificate.
+mod credentials;
 // Hostile files, a stuck sampler, a frozen runtime socket, slow and numerous clients.
 mod reliability;
 // The kubelet's /metrics/resource and /stats/summary: goldens, schema, metrics-server's decoder over real pods.

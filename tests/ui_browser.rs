@@ -3,8 +3,8 @@
 //! containers, filtering narrows it, keyboard, deep links and back/forward work, the busy
 //! container's CPU chart gains points over two refreshes, its process table shows its one
 //! process (pid and command as /proc has them, CPU %, RSS) and fits 390 px, the console stays
-//! clean and no request leaves the server's origin. Screenshots land in
-//! `target/ui-screenshots/`.
+//! clean and no request leaves the server's origin. With a token file, the login form leads
+//! to the UI and back. Screenshots land in `target/ui-screenshots/`.
 //!
 //! The WebDriver client is the few JSON-over-HTTP calls below on a plain `TcpStream`: the
 //! WebDriver crates connect through a TLS stack (or need hyper-util besides), and this test
@@ -341,6 +341,34 @@ impl Drop for Browser {
     }
 }
 
+/// chromedriver and a headless Chromium with a profile in `dir`; the session ends (closing
+/// the browser) before chromedriver is killed.
+struct Chromium {
+    browser: Browser,
+    _driver: Daemon,
+}
+
+impl Chromium {
+    fn start(dir: &Path) -> Chromium {
+        let driver = format!("127.0.0.1:{}", free_port());
+        let port = driver.rsplit(':').next().unwrap().to_owned();
+        let mut chromedriver = Daemon::spawn(
+            "chromedriver",
+            Command::new(CHROMEDRIVER).arg(format!("--port={port}")),
+            dir,
+        );
+        wait_for("chromedriver to be ready", Duration::from_secs(30), || {
+            chromedriver.assert_alive();
+            let (status, body) = http(&driver, "GET", "/status", None).ok()?;
+            (status == 200 && body.contains("\"ready\":true")).then_some(())
+        });
+        Chromium {
+            browser: Browser::start(&driver, &dir.join("profile")),
+            _driver: chromedriver,
+        }
+    }
+}
+
 // ---- the tests -------------------------------------------------------------------------------
 
 /// Network-free by construction: no asset names another origin (the SVG namespace is a name,
@@ -461,20 +489,8 @@ fn ui_in_chromium_lists_filters_and_charts_live_containers() {
         },
     );
 
-    // chromedriver and a headless Chromium.
-    let driver = format!("127.0.0.1:{}", free_port());
-    let port = driver.rsplit(':').next().unwrap().to_owned();
-    let mut chromedriver = Daemon::spawn(
-        "chromedriver",
-        Command::new(CHROMEDRIVER).arg(format!("--port={port}")),
-        scratch.path(),
-    );
-    wait_for("chromedriver to be ready", Duration::from_secs(30), || {
-        chromedriver.assert_alive();
-        let (status, body) = http(&driver, "GET", "/status", None).ok()?;
-        (status == 200 && body.contains("\"ready\":true")).then_some(())
-    });
-    let browser = Browser::start(&driver, &scratch.path().join("profile"));
+    let chromium = Chromium::start(scratch.path());
+    let browser = &chromium.browser;
     browser.emulate(1280, false);
     let long = Duration::from_secs(30);
     let mut fetched: Vec<String> = Vec::new();
@@ -493,6 +509,14 @@ fn ui_in_chromium_lists_filters_and_charts_live_containers() {
         json!([busy, idle]),
     );
     let before = both.as_array().unwrap().len();
+    // No token login on this server: no "Log out".
+    assert_eq!(
+        browser.js(
+            "return document.querySelector('#logout').hidden;",
+            json!([])
+        ),
+        json!(true)
+    );
     assert!(before >= 2, "rows before filtering: {both}");
     browser.screenshot(&shots.join("list-1280.png"));
 
@@ -688,5 +712,136 @@ fn ui_in_chromium_lists_filters_and_charts_live_containers() {
         foreign.is_empty(),
         "requests left the server's origin: {foreign:?}"
     );
+    server.assert_alive();
+}
+
+/// With a token file, a browser opening the UI lands on the login form, a wrong token shows
+/// the form again, and the right one leads to the UI, which then reads the API with its
+/// session cookie (invisible to scripts). When the token leaves the file the UI goes back to
+/// the form; "Log out" ends the session. The v1 fixture (replayed runtime answers) is the
+/// node, so only Chromium is needed.
+#[test]
+fn ui_in_chromium_logs_in_with_a_token() {
+    let available = Path::new(CHROMIUM).exists() && ok(CHROMEDRIVER, &["--version"]);
+    if !require(available, "chromium and chromium-driver (bash .ci/setup)") {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let tokens = scratch.path().join("tokens");
+    std::fs::write(&tokens, "s3cret-token\n").unwrap();
+    let fixture = crate::support::fixtures_dir().join("v1-docker-host");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let base = format!("http://{listen}");
+    let mut server = Daemon::spawn(
+        "cgscope",
+        Command::new(env!("CARGO_BIN_EXE_cgscope"))
+            .arg("--cgroup-root")
+            .arg(fixture.join("cgroup"))
+            .arg("--proc-root")
+            .arg(fixture.join("proc"))
+            .args(["--machine-id-file", "", "--runtime-replay"])
+            .arg(fixture.join("runtime.json"))
+            .args(["serve", "--listen", &listen, "--interval", "500ms"])
+            .args([
+                "--credentials-reload-interval",
+                "200ms",
+                "--bearer-token-file",
+            ])
+            .arg(&tokens),
+        scratch.path(),
+    );
+    wait_for("cgscope /readyz", Duration::from_secs(30), || {
+        server.assert_alive();
+        let (status, _) = http(&listen, "GET", "/readyz", None).ok()?;
+        (status == 200).then_some(())
+    });
+    let chromium = Chromium::start(scratch.path());
+    let browser = &chromium.browser;
+    let long = Duration::from_secs(30);
+
+    browser.goto(&format!("{base}/#/containers"));
+    browser.wait_js(
+        "the redirect to the login form",
+        long,
+        "return location.pathname === '/login' && !!document.querySelector('#token');",
+        json!([]),
+    );
+    browser.type_into("#token", "wrong-token\u{E007}");
+    let refused = browser.wait_js(
+        "the form to say the token was refused",
+        long,
+        "const e = document.querySelector('.login-error'); return e && location.pathname === '/login' && e.textContent;",
+        json!([]),
+    );
+    assert_eq!(refused, json!("That token is not valid."));
+
+    browser.type_into("#token", "s3cret-token\u{E007}");
+    browser.wait_js(
+        "the UI after logging in",
+        long,
+        "return location.pathname === '/' && !!document.querySelector('#main');",
+        json!([]),
+    );
+    browser.goto(&format!("{base}/#/containers"));
+    let names = browser.wait_js(
+        "the list read with the session cookie",
+        long,
+        "const n = [...document.querySelectorAll('#containers tr[data-key]')].map(r => r.dataset.name); return n.length > 0 && n;",
+        json!([]),
+    );
+    assert!(
+        names.as_array().unwrap().contains(&json!("fx-burner")),
+        "{names}"
+    );
+    assert_eq!(browser.js("return document.cookie", json!([])), json!(""));
+
+    // The token leaves the file: the UI's next API call gets 401 and it goes back to the form.
+    std::fs::write(&tokens, "next-token\n").unwrap();
+    browser.wait_js(
+        "the UI to go back to the form once its token is gone",
+        long,
+        "return location.pathname === '/login' && !!document.querySelector('#token');",
+        json!([]),
+    );
+    browser.type_into("#token", "next-token\u{E007}");
+
+    // "Log out" ends the session: the form again, and the UI sends back to it.
+    browser.wait_js(
+        "the Log out button",
+        long,
+        "return location.pathname === '/' && !document.querySelector('#logout').hidden;",
+        json!([]),
+    );
+    browser.js(
+        "document.querySelector('#logout button').click();",
+        json!([]),
+    );
+    browser.wait_js(
+        "the login form after logging out",
+        long,
+        "return location.pathname === '/login' && !!document.querySelector('#token');",
+        json!([]),
+    );
+    browser.goto(&format!("{base}/"));
+    browser.wait_js(
+        "the redirect to the login form",
+        long,
+        "return location.pathname === '/login';",
+        json!([]),
+    );
+    let log = browser.log();
+    // The failed loads are the 401s of the wrong token and of the ended session.
+    let severe: Vec<&Value> = log
+        .iter()
+        .filter(|e| {
+            let message = e["message"].as_str().unwrap_or("");
+            e["level"] == "SEVERE"
+                && !(message.starts_with(&format!("{base}/"))
+                    && message.ends_with(
+                        "Failed to load resource: the server responded with a status of 401 (Unauthorized)",
+                    ))
+        })
+        .collect();
+    assert!(severe.is_empty(), "browser console errors: {severe:#?}");
     server.assert_alive();
 }

@@ -1,4 +1,5 @@
-//! `cgscope top`: samples in process (or reads a `cgscope serve` over HTTP) and shows
+//! `cgscope top`: samples in process (or reads a `cgscope serve` over HTTP or HTTPS, with a
+//! bearer token or client certificate when it asks for one) and shows
 //! `docker stats`' table: one table with `--no-stream`, plain tables when stdout is not a
 //! terminal, and an interactive view (sort, filter, resize) on a terminal.
 
@@ -11,16 +12,17 @@ use crate::model::CgroupStats;
 use crate::sampler::filter::CgroupFilter;
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::scan::{now_unix_ms, Roots, Scanner};
-use anyhow::{bail, Context};
+use crate::security;
+use anyhow::{anyhow, bail, Context};
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 /// Where samples come from.
 enum Source {
     Local(Box<Sampler>, bool),
-    /// URL, `--all`, and the system CPU counter of the last sample fetched, which tells a
-    /// new server sample from the one already seen.
-    Server(String, bool, Option<u64>),
+    /// The server, `--all`, and the system CPU counter of the last sample fetched, which
+    /// tells a new server sample from the one already seen.
+    Server(Client, bool, Option<u64>),
 }
 
 impl Source {
@@ -29,13 +31,13 @@ impl Source {
             Source::Local(sampler, all) => {
                 Ok(top::sample_of(&sampler.sample_once(now_unix_ms()), *all))
             }
-            Source::Server(url, all, last) => {
+            Source::Server(client, all, last) => {
                 // The server publishes one sample per its own interval: fetching again
                 // before its next one gives zero deltas (every CPU % 0.00). Wait a little
                 // for a fresh sample (a server sampling much slower is shown as it is).
                 let deadline = Instant::now() + Duration::from_secs(2);
                 loop {
-                    let sample = fetch(url, *all)?;
+                    let sample = fetch(client, *all)?;
                     let fresh = sample.system_cpu_ns.is_none() || sample.system_cpu_ns != *last;
                     if fresh || Instant::now() >= deadline {
                         *last = sample.system_cpu_ns;
@@ -56,10 +58,10 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &TopArgs) -> anyhow::Res
     }
     let mut source = match &args.server {
         Some(url) => {
-            let url = url.trim_end_matches('/').to_owned();
+            let client = Client::new(url.trim_end_matches('/'), args)?;
             // Fail early and clearly when the server is not there.
-            fetch(&url, args.all)?;
-            Source::Server(url, args.all, None)
+            fetch(&client, args.all)?;
+            Source::Server(client, args.all, None)
         }
         None => Source::Local(Box::new(local_sampler(roots, runtimes, args)?), args.all),
     };
@@ -181,20 +183,130 @@ fn plain(source: &mut Source, prev: &mut TopSample, args: &TopArgs) -> anyhow::R
     }
 }
 
-/// GETs the API and turns it into a sample (`/api/v1/containers`, or `/cgroups` with --all).
-fn fetch(url: &str, all: bool) -> anyhow::Result<TopSample> {
-    let get = |path: &str| -> anyhow::Result<String> {
+/// A `cgscope serve` to read: its URL, an agent holding the TLS settings of the flags, and
+/// the bearer token to send.
+struct Client {
+    url: String,
+    agent: ureq::Agent,
+    token: Option<String>,
+}
+
+impl Client {
+    /// Reads the credential files of the flags (any problem is an error now, not at the
+    /// first request).
+    fn new(url: &str, args: &TopArgs) -> anyhow::Result<Client> {
+        let https = if url.starts_with("https://") {
+            true
+        } else if url.starts_with("http://") {
+            false
+        } else {
+            bail!("--server {url}: give an http:// or https:// URL");
+        };
+        let tls = if https {
+            let Some(ca) = &args.ca else {
+                bail!(
+                    "--server {url} is https: --ca FILE must name the CA that signed its certificate"
+                );
+            };
+            let roots: Vec<ureq::tls::Certificate<'static>> = security::read_certs("--ca", ca)?
+                .iter()
+                .map(|c| ureq::tls::Certificate::from_der(c).to_owned())
+                .collect();
+            let client_cert = match (&args.cert, &args.key) {
+                (Some(cert), Some(key)) => Some(client_cert(cert, key)?),
+                _ => None,
+            };
+            ureq::tls::TlsConfig::builder()
+                .provider(ureq::tls::TlsProvider::Rustls)
+                .unversioned_rustls_crypto_provider(security::provider())
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
+                .client_cert(client_cert)
+                .build()
+        } else {
+            if args.ca.is_some() || args.cert.is_some() {
+                bail!("--ca, --cert and --key apply to an https:// --server only, not {url}");
+            }
+            ureq::tls::TlsConfig::default()
+        };
+        let token = args
+            .token_file
+            .as_deref()
+            .map(|path| security::load_client_token("--token-file", path))
+            .transpose()?;
+        let agent = ureq::Agent::config_builder()
+            .tls_config(tls)
+            // Error answers carry the server's reason (`{"error": ...}`), shown to the user.
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
+        Ok(Client {
+            url: url.to_owned(),
+            agent,
+            token,
+        })
+    }
+
+    /// The body of a successful GET of `path`. A 401 says whether credentials are missing
+    /// or were refused; any other error answer gives the server's reason.
+    fn get(&self, path: &str) -> anyhow::Result<String> {
+        let url = &self.url;
         let full = format!("{url}{path}");
-        let mut response = ureq::get(&full).call().with_context(|| {
+        let mut request = self.agent.get(&full);
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let mut response = request.call().with_context(|| {
             format!("cannot reach cgscope server at {url} (is `cgscope serve` running there?)")
         })?;
-        response
+        let status = response.status().as_u16();
+        let body = response
             .body_mut()
             .with_config()
             .limit(256 << 20)
             .read_to_string()
-            .with_context(|| format!("cannot read the answer of {full}"))
-    };
+            .with_context(|| format!("cannot read the answer of {full}"))?;
+        match status {
+            200..=299 => Ok(body),
+            401 if self.token.is_some() => Err(anyhow!(
+                "{url} refused the credentials given (401): check --token-file, or --cert and --key"
+            )),
+            401 => Err(anyhow!(
+                "{url} needs credentials (401): pass --token-file FILE, or --cert and --key"
+            )),
+            _ => {
+                #[derive(serde::Deserialize)]
+                struct Reason {
+                    error: String,
+                }
+                let reason = serde_json::from_str::<Reason>(&body)
+                    .map(|r| r.error)
+                    .unwrap_or(body);
+                Err(anyhow!("{full} answered {status}: {reason}"))
+            }
+        }
+    }
+}
+
+/// The client certificate of `--cert` and `--key`, as ureq takes it.
+fn client_cert(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> anyhow::Result<ureq::tls::ClientCert> {
+    let chain: Vec<ureq::tls::Certificate<'static>> = security::read_certs("--cert", cert)?
+        .iter()
+        .map(|c| ureq::tls::Certificate::from_der(c).to_owned())
+        .collect();
+    // ureq takes a key as PEM only (it does not export its key kinds): the file's text, once
+    // security found a key in it.
+    let pem = security::read_key_pem("--key", key)?;
+    let key = ureq::tls::PrivateKey::from_pem(&pem)
+        .with_context(|| format!("--key {}", key.display()))?;
+    Ok(ureq::tls::ClientCert::new_with_certs(&chain, key))
+}
+
+/// GETs the API and turns it into a sample (`/api/v1/containers`, or `/cgroups` with --all).
+fn fetch(client: &Client, all: bool) -> anyhow::Result<TopSample> {
+    let get = |path: &str| client.get(path);
     #[derive(serde::Deserialize)]
     struct Machine {
         logical_cores: Option<u32>,

@@ -8,12 +8,14 @@ pub struct Asset {
 }
 
 /// Every embedded file, by the name it is served under.
-pub const FILES: &[&str] = &["index.html", "app.js", "chart.js", "app.css"];
+pub const FILES: &[&str] = &["index.html", "login.html", "app.js", "chart.js", "app.css"];
 
 /// The asset served at `/ui/<name>`, or at `/` for `index.html`.
 pub fn asset(name: &str) -> Option<Asset> {
     let (content_type, body): (&'static str, &'static [u8]) = match name {
         "index.html" => ("text/html; charset=utf-8", include_bytes!("ui/index.html")),
+        // Served by `GET /login` (see security), with an error line when a token was refused.
+        "login.html" => ("text/html; charset=utf-8", include_bytes!("ui/login.html")),
         // Module scripts: browsers insist on a JavaScript MIME type.
         "app.js" => (
             "text/javascript; charset=utf-8",

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod exposition;
 pub mod host;
 pub mod live;

@@ -16,6 +16,9 @@ const state = {
   // Hash changes since the page loaded: "back" stays inside the app only when there were some.
   moves: 0,
   machine: null,
+  // The server has a token login (GET /login answers with the form): a 401 then means the
+  // session ended, and the header offers to log out.
+  login: false,
 };
 
 // ---- DOM and formatting helpers ------------------------------------------------------------
@@ -125,6 +128,9 @@ async function api(path) {
     res = await fetch(path, { headers: { Accept: "application/json" }, cache: "no-store" });
   } catch (e) {
     throw new ApiError(0, "cannot reach cgscope");
+  }
+  if (res.status === 401 && state.login) {
+    location.assign("/login");
   }
   if (!res.ok) {
     let message = res.statusText;
@@ -1585,6 +1591,13 @@ function start() {
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden) poll();
   });
+  // Without a token file /login redirects to the UI; not followed, that answer is not ok.
+  fetch("/login", { method: "HEAD", redirect: "manual", cache: "no-store" })
+    .then((res) => {
+      state.login = res.ok;
+      document.getElementById("logout").hidden = !res.ok;
+    })
+    .catch(() => {});
   route();
 }
 
