@@ -51,8 +51,9 @@ impl CgroupPath {
         CgroupPath("/".to_owned())
     }
 
-    /// Builds a path from its components relative to the hierarchy root.
-    /// Empty, `.` and `..` components are dropped, so the result never leaves the tree.
+    /// Builds a path from its components relative to the hierarchy root, as text (a name that
+    /// is not UTF-8 in its escaped form). Empty, `.` and `..` components are dropped, so the
+    /// result never leaves the tree.
     pub fn from_relative(rel: &str) -> Self {
         let mut out = String::with_capacity(rel.len() + 1);
         for part in rel.split('/') {
