@@ -17,6 +17,8 @@ mod identity_rules;
 mod real_runtime;
 // Real cgroup v1 on this host: own cgroups, real workloads, asserted through the library.
 mod real_v1;
+// Real v1 cgroups named with bytes that are not UTF-8: snapshot, serve's inotify, capture/replay.
+mod cgroup_names;
 // Real cgroup v1: one cgroup's process list (?processes=true) over a real sleep and busy loop.
 mod real_processes;
 // Real cgroup v2: a qemu VM with a v2-only kernel runs workloads and cgscope snapshot.

@@ -1,14 +1,18 @@
 //! Keeps the set of cgroup directories current between sweeps without walking the trees each
 //! time: one inotify watch per directory reports mkdir, rmdir and rename. The first listing is a
 //! plain walk (one-shot commands stop there); the watches are set on the second; a queue overflow
-//! or a failed watch falls back to walking. Knows directory names only, no cgroup files.
+//! or a failed watch falls back to walking. Knows directory names only (escaped when they are
+//! not UTF-8), no cgroup files.
 
 use super::walk::list_cgroups;
+use crate::model::cgroup::{escape_name, unescape_name};
 use crate::model::CgroupPath;
 use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsStr;
 use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// Listings between two checks of the watched set against a plain walk. The kernel reports
@@ -36,7 +40,7 @@ enum Mode {
 #[derive(Debug)]
 struct Watched {
     fd: OwnedFd,
-    /// Relative directory path -> watch, per root.
+    /// Relative directory path (escaped text, as listed) -> watch, per root.
     dirs: Vec<BTreeMap<String, i32>>,
     /// Watch -> (root index, relative path).
     by_wd: HashMap<i32, (usize, String)>,
@@ -159,7 +163,7 @@ impl Watched {
             let dir = if rel.is_empty() {
                 roots[i].clone()
             } else {
-                roots[i].join(&rel)
+                roots[i].join(OsStr::from_bytes(&unescape_name(&rel)))
             };
             let flags = WatchFlags::CREATE
                 | WatchFlags::DELETE
@@ -183,9 +187,7 @@ impl Watched {
                 if !entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
                     continue;
                 }
-                if let Ok(name) = entry.file_name().into_string() {
-                    stack.push(join(&rel, &name));
-                }
+                stack.push(join(&rel, &escape_name(entry.file_name().as_bytes())));
             }
         }
         Ok(())
@@ -233,15 +235,16 @@ impl Watched {
                     if !flags.contains(ReadFlags::ISDIR) {
                         continue;
                     }
-                    let Some(name) = event.file_name().and_then(|n| n.to_str().ok()) else {
+                    let Some(name) = event.file_name() else {
                         continue;
                     };
+                    let name = escape_name(name.to_bytes());
                     let appeared = flags.intersects(ReadFlags::CREATE | ReadFlags::MOVED_TO);
                     let vanished = flags.intersects(ReadFlags::DELETE | ReadFlags::MOVED_FROM);
                     if appeared || vanished {
                         changes.push(Change::Dir {
                             wd: event.wd(),
-                            name: name.to_owned(),
+                            name: name.into_owned(),
                             appeared,
                         });
                     }
@@ -342,6 +345,29 @@ mod tests {
         assert_eq!(got, ["/", "/a", "/new", "/z", "/z/b", "/z/b/c", "/z/c"]);
         assert!(matches!(d.mode, Mode::Watch(_)));
         assert_eq!(names(&d.walk()), got, "watched set equals a fresh walk");
+    }
+
+    #[test]
+    fn watched_names_that_are_not_utf8_are_listed_escaped_and_followed_below() {
+        let dir = tempfile::tempdir().unwrap();
+        let cpu = dir.path().join("cpu");
+        std::fs::create_dir_all(&cpu).unwrap();
+        let mut d = Discovery::new(vec![cpu.clone()]);
+        d.list();
+        d.list();
+        assert!(matches!(d.mode, Mode::Watch(_)));
+        let odd = cpu.join(OsStr::from_bytes(b"odd-\xff\xfe"));
+        std::fs::create_dir(&odd).unwrap();
+        assert_eq!(names(&d.list()), ["/", r"/odd-\xff\xfe"]);
+        // The new directory is watched under its real name.
+        std::fs::create_dir(odd.join("inner")).unwrap();
+        assert_eq!(
+            names(&d.list()),
+            ["/", r"/odd-\xff\xfe", r"/odd-\xff\xfe/inner"]
+        );
+        std::fs::remove_dir_all(&odd).unwrap();
+        assert_eq!(names(&d.list()), ["/"]);
+        assert!(matches!(d.mode, Mode::Watch(_)));
     }
 
     #[test]

@@ -505,11 +505,12 @@ enum Location {
     ByPath,
 }
 
-/// `<dir>/<cgroup>/<file>` into `path`, reusing its allocation.
+/// `<dir>/<cgroup>/<file>` into `path`, reusing its allocation; the cgroup as the filesystem
+/// names it, not as it is reported.
 fn set_path(path: &mut PathBuf, dir: &Path, cgroup: &CgroupPath, file: &str) {
     path.as_mut_os_string().clear();
     path.push(dir);
-    let rel = cgroup.relative();
+    let rel = cgroup.fs_relative();
     if !rel.is_empty() {
         path.push(rel);
     }

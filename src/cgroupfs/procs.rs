@@ -85,7 +85,7 @@ pub fn member_pids(
     let mut failure = None;
     for dir in dirs {
         let mut path = dir.to_path_buf();
-        let rel = cgroup.relative();
+        let rel = cgroup.fs_relative();
         if !rel.is_empty() {
             path.push(rel);
         }
