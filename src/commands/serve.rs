@@ -58,6 +58,9 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::R
     scanner.set_full_read_every(full_read_every_samples(args.full_read_every, args.interval));
     // Per-CPU usage feeds only the per-CPU series: not read unless they are asked for.
     scanner.set_per_cpu(args.per_cpu);
+    // Kept directories leave room for every connection the server may hold, and the server
+    // holds no more than the limit leaves after that (`connections::connection_cap`).
+    scanner.set_reserved_fds(crate::connections::reader_reserve(args.max_connections));
     // Same layout as the sweeps, so a detail request reads the tree the tick came from.
     let processes = ProcessLister::new(scanner.cgroups().layout().clone(), &roots.proc_root);
     let sockets = runtimes.to_sockets();
