@@ -409,12 +409,9 @@ enum Uncached {
     Failed,
 }
 
-/// The latest tick and its body of `kind`, rendered once per tick on the blocking pool.
-async fn cached(
-    state: &Arc<AppState>,
-    kind: BodyKind,
-) -> Result<(Arc<Tick>, CachedBody), Uncached> {
-    let (tick, mut rendered) = {
+/// The latest tick's body of `kind`, rendered once per tick on the blocking pool.
+async fn cached(state: &Arc<AppState>, kind: BodyKind) -> Result<CachedBody, Uncached> {
+    let mut rendered = {
         let mut cache = state.cache.lock().unwrap_or_else(PoisonError::into_inner);
         // Read under the lock, so the cache only ever moves on to a newer tick.
         let tick = state.handle.tick().ok_or(Uncached::NotReady)?;
@@ -462,14 +459,14 @@ async fn cached(
                 rendered
             }
         };
-        (tick, rendered)
+        rendered
     };
     let body = rendered
         .wait_for(Option::is_some)
         .await
         .ok()
         .and_then(|b| b.clone().flatten());
-    body.map(|b| (tick, b)).ok_or(Uncached::Failed)
+    body.ok_or(Uncached::Failed)
 }
 
 /// Renders one body of `tick` into `buf`; a gzip `/metrics` body from `plain`, that tick's
@@ -726,7 +723,7 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
     let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let gzip = wants_gzip(&headers);
     let body = match cached(&state, BodyKind::Metrics { format, gzip }).await {
-        Ok((_, body)) => body,
+        Ok(body) => body,
         Err(Uncached::NotReady) => return not_ready(),
         Err(Uncached::Failed) => {
             return error(
@@ -765,7 +762,7 @@ async fn cached_response(
     content_type: &'static str,
 ) -> Response {
     match cached(state, kind).await {
-        Ok((_, body)) => ([(header::CONTENT_TYPE, content_type)], body.head).into_response(),
+        Ok(body) => ([(header::CONTENT_TYPE, content_type)], body.head).into_response(),
         Err(Uncached::NotReady) => not_ready(),
         Err(Uncached::Failed) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -793,7 +790,7 @@ fn busy() -> Response {
 /// provider (the scrape-error gauges at 1) rather than a 503, as metrics-server expects.
 async fn kubelet_resource_metrics(State(state): State<Arc<AppState>>) -> Response {
     match cached(&state, BodyKind::ResourceMetrics).await {
-        Ok((_, body)) => (
+        Ok(body) => (
             [(header::CONTENT_TYPE, resource_metrics::CONTENT_TYPE)],
             body.head,
         )

@@ -311,11 +311,13 @@ impl CgroupFs {
     /// half as many from then on, until the limit changes.
     fn give_back_dirs(&mut self) {
         let ceiling = self.dirs_open / 2;
-        tracing::warn!(
-            kept_directories = self.dirs_open,
-            from_now_on = ceiling,
-            "out of file descriptors: closing the cgroup directories kept open"
-        );
+        if self.dirs_open > 0 {
+            tracing::warn!(
+                kept_directories = self.dirs_open,
+                from_now_on = ceiling,
+                "out of file descriptors: closing the cgroup directories kept open"
+            );
+        }
         self.close_dirs_past(0);
         self.dirs_ceiling = Some(ceiling);
         self.set_dirs_allowed();
@@ -921,6 +923,23 @@ mod tests {
         fs::remove_dir_all(root.join("c")).unwrap();
         assert!(sweep_one(&mut fs, &c).is_none());
         assert!(fs.known.is_empty(), "a gone cgroup is forgotten");
+    }
+
+    #[test]
+    fn kept_directories_follow_the_budget_each_sweep() {
+        let (_dir, mut fs, c) = tree_and_reader(1);
+        sweep_one(&mut fs, &c).unwrap();
+        sweep_one(&mut fs, &c).unwrap();
+        assert_eq!(fs.dirs_open, 1, "kept from the second read on");
+        // As a limit lowered below what is kept: the next sweep gives them back.
+        fs.set_reserved_fds(u64::MAX);
+        let s = sweep_one(&mut fs, &c).unwrap();
+        assert_eq!((fs.dirs_open, fs.known[&c].open_dirs()), (0, 0));
+        assert_eq!(s.memory, Some(1000), "read by whole path");
+        fs.set_reserved_fds(0);
+        sweep_one(&mut fs, &c).unwrap();
+        assert_eq!(fs.dirs_open, 1, "kept again once the budget allows");
+        assert!(fs.errors().counts().is_empty());
     }
 
     #[test]
