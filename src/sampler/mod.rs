@@ -328,6 +328,53 @@ mod tests {
         (&tick.rates[i], tick.first_seen_ms[i])
     }
 
+    /// With every thread of tokio's blocking pool taken (as by slow requests), ticks are
+    /// still published: the sampler does not wait for that pool.
+    #[test]
+    fn ticks_go_on_while_the_blocking_pool_is_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::write(root.join("cgroup.controllers"), "cpu memory\n").unwrap();
+        cgroup(root, "a", 1);
+        let roots = Roots {
+            cgroup_root: root.to_path_buf(),
+            proc_root: root.join("no-proc"),
+            machine_id_file: None,
+        };
+        let sampler = Sampler::new(
+            Scanner::open(&roots).unwrap(),
+            MetadataStore::new(),
+            SamplerConfig {
+                interval: Duration::from_millis(10),
+                history: Duration::from_secs(1),
+                history_points: 10,
+                filter: CgroupFilter::default(),
+            },
+        );
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        rt.block_on(async move {
+            let held = tokio::task::spawn_blocking(move || released.recv());
+            let (handle, _running) = sampler.spawn(std::future::pending()).unwrap();
+            let mut latest = handle.latest.clone();
+            // A hang limit, not a measure: three ticks take 30 ms.
+            let third = tokio::time::timeout(
+                Duration::from_secs(60),
+                latest.wait_for(|t| t.as_ref().is_some_and(|t| t.seq >= 3)),
+            )
+            .await
+            .is_ok();
+            release.send(()).unwrap();
+            held.await.unwrap().unwrap();
+            assert!(third, "no third tick while the blocking pool was taken");
+        });
+    }
+
     #[test]
     fn rates_first_seen_and_history_follow_each_cgroup_and_forget_gone_ones() {
         let dir = tempfile::tempdir().unwrap();
