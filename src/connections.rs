@@ -234,3 +234,32 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Limited<IO> {
         self.watch(cx, polled)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Connections, kept directories (the limit less the reader's reserve) and the other
+    /// descriptors never add up to more than the limit, whatever the limit and the flag.
+    #[test]
+    fn the_limit_is_split_without_overlap() {
+        for max in [1, 4, 256, 1400, 100_000] {
+            for limit in [64, 200, 700, 1500, 20_000, 1 << 20] {
+                let connections = connection_cap(max, Some(limit)) as u64;
+                let dirs = limit.saturating_sub(reader_reserve(max));
+                assert!(connections <= max as u64, "{max} at {limit}");
+                if limit > OTHER_FDS {
+                    assert!(
+                        connections + dirs + OTHER_FDS <= limit,
+                        "{max} at {limit}: {connections} + {dirs} + {OTHER_FDS}"
+                    );
+                }
+            }
+        }
+        assert_eq!(connection_cap(256, Some(1500)), 256);
+        assert_eq!(connection_cap(1400, Some(1500)), 1372);
+        assert_eq!(connection_cap(256, None), 256);
+        assert_eq!(reader_reserve(256), 512);
+        assert_eq!(reader_reserve(1400), 1528);
+    }
+}
