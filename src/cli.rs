@@ -189,7 +189,8 @@ pub struct ServeArgs {
     /// How often the TLS and token files are read; those whose contents changed are reloaded.
     #[arg(long, env = "CGSCOPE_CREDENTIALS_RELOAD_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub credentials_reload_interval: std::time::Duration,
-    /// Connections open at once; one more is closed as soon as it is accepted.
+    /// Connections open at once, and never more than the open-file limit less 128; one more is
+    /// closed as soon as it is accepted.
     #[arg(long, env = "CGSCOPE_MAX_CONNECTIONS", default_value_t = crate::http::DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
     /// A response write that makes no progress for this long closes its connection.

@@ -1,5 +1,6 @@
 //! Transport bounds per connection, below HTTP: a cap on concurrent connections (one past it
-//! is closed at once) and a write timeout, so a client that stops reading frees its
+//! is closed at once), also bounded by the open-file limit so sockets never take the cgroup
+//! reader's descriptors, and a write timeout, so a client that stops reading frees its
 //! connection, and the tick body its response holds, instead of pinning them for good.
 
 use axum_server::accept::Accept;
@@ -7,29 +8,105 @@ use futures_util::future::BoxFuture;
 use std::future::Future as _;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Descriptors kept for everything but connections and the reader's kept directories: the
+/// listener, the runtime clients, inotify, logs, and the files a sweep or a process listing
+/// opens one at a time.
+pub const OTHER_FDS: u64 = 128;
+
+/// Descriptors the cgroup reader leaves free of its kept directories, whatever the limit.
+pub const MIN_READER_RESERVE: u64 = 512;
+
+/// Descriptors the cgroup reader must leave free of its kept directories when up to
+/// `max_connections` may be open: room for every connection plus [`OTHER_FDS`], at least
+/// [`MIN_READER_RESERVE`]. With [`connection_cap`] this splits the limit three ways that
+/// never overlap.
+pub fn reader_reserve(max_connections: usize) -> u64 {
+    (max_connections as u64)
+        .saturating_add(OTHER_FDS)
+        .max(MIN_READER_RESERVE)
+}
+
+/// Connections allowed at once under open-file limit `fd_limit`: `max_connections`, but never
+/// more than the limit less [`OTHER_FDS`] (at least one).
+pub fn connection_cap(max_connections: usize, fd_limit: Option<u64>) -> usize {
+    let room = fd_limit.map_or(u64::MAX, |l| l.saturating_sub(OTHER_FDS));
+    max_connections
+        .min(usize::try_from(room).unwrap_or(usize::MAX))
+        .max(1)
+}
+
+/// The soft open-file limit now (one `getrlimit`; it may be changed from outside with
+/// `prlimit --pid`); `None` when unlimited.
+fn fd_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+}
+
+/// The open connections and their cap.
+#[derive(Debug)]
+struct Slots {
+    open: AtomicUsize,
+    max_connections: usize,
+}
+
+impl Slots {
+    /// The cap under the limit in force now.
+    fn cap(&self) -> usize {
+        connection_cap(self.max_connections, fd_limit())
+    }
+
+    /// Counts one more connection if the cap allows it.
+    fn take(&self) -> bool {
+        let cap = self.cap();
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < cap).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Counts one connection fewer if more are open than a (lowered) limit allows: the caller
+    /// is then closed.
+    fn shed(&self) -> bool {
+        let cap = self.cap();
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n > cap).then(|| n - 1)
+            })
+            .is_ok()
+    }
+
+    fn release(&self) {
+        self.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// Accepts a connection while fewer than the cap are open, and wraps it in a
 /// [`Limited`] stream; closes it at once otherwise. Goes first, before any TLS handshake.
+/// The cap is `--max-connections` bounded by [`connection_cap`] of the open-file limit, read
+/// at each accept: lowered from outside, it refuses new connections, and connections beyond
+/// it are closed at their next read (the next request of a keep-alive client).
 #[derive(Debug, Clone)]
 pub struct LimitAcceptor {
-    permits: Arc<Semaphore>,
+    slots: Arc<Slots>,
     write_timeout: Duration,
 }
 
 impl LimitAcceptor {
-    /// At most `max_connections` open at once (at least one); a write that makes no progress
-    /// for `write_timeout` fails its connection.
+    /// At most `max_connections` open at once (at least one), fewer when the open-file limit
+    /// requires it; a write that makes no progress for `write_timeout` fails its connection.
     pub fn new(max_connections: usize, write_timeout: Duration) -> Self {
         LimitAcceptor {
-            permits: Arc::new(Semaphore::new(
-                max_connections.clamp(1, Semaphore::MAX_PERMITS),
-            )),
+            slots: Arc::new(Slots {
+                open: AtomicUsize::new(0),
+                max_connections: max_connections.max(1),
+            }),
             write_timeout,
         }
     }
@@ -41,32 +118,33 @@ impl<S: Send + 'static> Accept<TcpStream, S> for LimitAcceptor {
     type Future = BoxFuture<'static, io::Result<(Self::Stream, S)>>;
 
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
-        let accepted = match Arc::clone(&self.permits).try_acquire_owned() {
-            Ok(permit) => Ok((
+        let accepted = if self.slots.take() {
+            Ok((
                 Limited {
                     io: stream,
-                    _permit: permit,
+                    slots: Some(Arc::clone(&self.slots)),
                     write_timeout: self.write_timeout,
                     stalled: None,
                 },
                 service,
-            )),
-            Err(_) => {
-                tracing::debug!("connection limit reached; closing a new connection");
-                Err(io::Error::other("connection limit reached"))
-            }
+            ))
+        } else {
+            tracing::debug!("connection limit reached; closing a new connection");
+            Err(io::Error::other("connection limit reached"))
         };
         Box::pin(std::future::ready(accepted))
     }
 }
 
-/// A connection holding one of the cap's permits until it closes. A write (or flush) that
-/// stays pending for `write_timeout` without any progress fails with `TimedOut`; hyper then
-/// closes the connection and drops the response body.
+/// A connection counted against the cap until it closes. A write (or flush) that stays
+/// pending for `write_timeout` without any progress fails with `TimedOut`; hyper then closes
+/// the connection and drops the response body. A read while more connections are open than
+/// the cap allows (the limit was lowered) ends the connection instead.
 #[derive(Debug)]
 pub struct Limited<IO> {
     io: IO,
-    _permit: OwnedSemaphorePermit,
+    /// Where it is counted; `None` once shed.
+    slots: Option<Arc<Slots>>,
     write_timeout: Duration,
     /// Since when writes have been pending; cleared by any progress.
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
@@ -103,7 +181,23 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Limited<IO> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.slots.as_ref().is_some_and(|s| s.shed()) {
+            // Counted out by `shed`; reads as the end of the stream, so hyper closes it.
+            self.slots = None;
+            tracing::debug!("over the connection cap after a lowered open-file limit; closing");
+        }
+        if self.slots.is_none() {
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<IO> Drop for Limited<IO> {
+    fn drop(&mut self) {
+        if let Some(slots) = self.slots.take() {
+            slots.release();
+        }
     }
 }
 
@@ -138,5 +232,34 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Limited<IO> {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let polled = Pin::new(&mut self.io).poll_shutdown(cx);
         self.watch(cx, polled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Connections, kept directories (the limit less the reader's reserve) and the other
+    /// descriptors never add up to more than the limit, whatever the limit and the flag.
+    #[test]
+    fn the_limit_is_split_without_overlap() {
+        for max in [1, 4, 256, 1400, 100_000] {
+            for limit in [64, 200, 700, 1500, 20_000, 1 << 20] {
+                let connections = connection_cap(max, Some(limit)) as u64;
+                let dirs = limit.saturating_sub(reader_reserve(max));
+                assert!(connections <= max as u64, "{max} at {limit}");
+                if limit > OTHER_FDS {
+                    assert!(
+                        connections + dirs + OTHER_FDS <= limit,
+                        "{max} at {limit}: {connections} + {dirs} + {OTHER_FDS}"
+                    );
+                }
+            }
+        }
+        assert_eq!(connection_cap(256, Some(1500)), 256);
+        assert_eq!(connection_cap(1400, Some(1500)), 1372);
+        assert_eq!(connection_cap(256, None), 256);
+        assert_eq!(reader_reserve(256), 512);
+        assert_eq!(reader_reserve(1400), 1528);
     }
 }

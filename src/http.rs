@@ -1,5 +1,6 @@
-//! Transport only: maps routes to the exporters over the sampler's latest tick. `/metrics`
-//! bodies are rendered (and gzipped) once per tick and served from cache to every scraper.
+//! Transport only: maps routes to the exporters over the sampler's latest tick. Every costly
+//! body is rendered once per tick on the blocking pool and shared by every request of that
+//! tick; what cannot be cached (process lists, filtered queries) runs under a small permit.
 
 use crate::export::api::{self, ContainerQuery, ErrorView, MachineView};
 use crate::export::prometheus::{self, Format, RenderOptions};
@@ -19,31 +20,70 @@ use bytes::{BufMut as _, Bytes, BytesMut};
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+use tokio::sync::{watch, Semaphore};
 
 /// The checked-in OpenAPI document of the JSON API.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// Rendered `/metrics` bodies of one tick, by (format, gzip), and the buffers of the previous
-/// scraped tick's bodies once no response holds them: the next render of the same kind
-/// reuses that buffer, so a daemon scraped the same way each time keeps one ~3 MB buffer
-/// instead of allocating one per scrape (glibc kept those freed buffers resident, 2-3 MB per
-/// worker thread on the 1,000-cgroup load test).
+/// The bodies rendered once per tick and shared by all of its requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum BodyKind {
+    Metrics { format: Format, gzip: bool },
+    Cgroups,
+    Containers,
+    ResourceMetrics,
+    Summary,
+}
+
+impl BodyKind {
+    /// The name renders are counted under.
+    fn as_str(self) -> &'static str {
+        match self {
+            BodyKind::Metrics { format, gzip } => match (format, gzip) {
+                (Format::Text, false) => "metrics",
+                (Format::Text, true) => "metrics_gzip",
+                (Format::OpenMetrics, false) => "openmetrics",
+                (Format::OpenMetrics, true) => "openmetrics_gzip",
+            },
+            BodyKind::Cgroups => "cgroups",
+            BodyKind::Containers => "containers",
+            BodyKind::ResourceMetrics => "resource_metrics",
+            BodyKind::Summary => "summary",
+        }
+    }
+}
+
+/// One render of a tick's body: `None` until it is done, then `Some(None)` if it failed.
+type Slot = Arc<watch::Sender<Option<Option<CachedBody>>>>;
+
+/// The current tick's bodies, by kind. The first request of a kind starts its render on the
+/// blocking pool and every request of that tick, the first included, waits for that one
+/// render: never two renders of one body, never a render on an async worker, and a request
+/// that goes away does not cancel a render others wait for.
+///
+/// The buffers of the previous tick's bodies are kept once no response holds them: the next
+/// render of the same kind reuses that buffer, so a daemon scraped the same way each time
+/// keeps one ~3 MB buffer instead of allocating one per scrape (glibc kept those freed
+/// buffers resident, 2-3 MB per worker thread on the 1,000-cgroup load test).
 #[derive(Default)]
 struct BodyCache {
     seq: u64,
-    bodies: HashMap<(Format, bool), CachedBody>,
-    spare: HashMap<(Format, bool), BytesMut>,
+    slots: HashMap<BodyKind, Slot>,
+    spare: HashMap<BodyKind, BytesMut>,
+    /// Renders started, by kind (what proves one render per tick and kind).
+    renders: HashMap<&'static str, u64>,
 }
 
-/// One tick's `/metrics` body but its per-request tail (the sample age and, for OpenMetrics,
-/// `# EOF`): every response shares `head` (a `Bytes` clone, never a copy) and appends a tail
-/// of about 250 bytes.
-#[derive(Clone)]
+/// One tick's body but, for `/metrics`, its per-request tail (the sample age and, for
+/// OpenMetrics, `# EOF`): every response shares `head` (a `Bytes` clone, never a copy) and
+/// appends a tail of about 250 bytes.
+#[derive(Debug, Clone)]
 struct CachedBody {
-    /// The exposition without `# EOF`; for gzip, the gzip header and the deflate stream of
-    /// that text, sync-flushed but not finished, so a tail can still be appended.
+    /// The body; for `/metrics` without `# EOF`, and for gzip the gzip header and the
+    /// deflate stream of that text, sync-flushed but not finished, so a tail can still be
+    /// appended.
     head: Bytes,
     /// For gzip: the CRC-32 and length of the text in `head`, continued over the tail for the
     /// gzip trailer.
@@ -56,14 +96,26 @@ const OPENMETRICS_EOF: &[u8] = b"# EOF\n";
 /// Bytes rendered between two appends to a body (or to its compressor).
 const RENDER_PIECE_BYTES: usize = 64 << 10;
 
+/// Requests served at once that do work no cache shares: listing a cgroup's processes (many
+/// small `/proc` reads) and filtering the containers. One more gets 503 with `Retry-After`
+/// rather than a queue, so a flood costs at most this many blocking threads.
+pub const UNCACHED_PERMITS: usize = 2;
+
+/// `Retry-After` of a 503 for want of a permit, seconds.
+const RETRY_AFTER_S: &str = "1";
+
 /// Shared state of the routes.
 pub struct AppState {
     handle: Handle,
     render: RenderOptions,
     /// Reads a cgroup's processes for `?processes=true`, on the blocking pool.
     processes: Arc<ProcessLister>,
-    /// Rendered bodies of the current tick, by (format, gzip).
+    /// Rendered bodies of the current tick, by kind. Held only to look up or start a render,
+    /// never across one.
     cache: Mutex<BodyCache>,
+    /// Permits for work that cannot be cached per tick (process lists, filtered container
+    /// queries): a request finding none left gets 503.
+    uncached: Arc<Semaphore>,
     /// Duration of the previous /metrics request, ns.
     last_scrape_ns: AtomicU64,
 }
@@ -75,6 +127,7 @@ impl AppState {
             render,
             processes: Arc::new(processes),
             cache: Mutex::new(BodyCache::default()),
+            uncached: Arc::new(Semaphore::new(UNCACHED_PERMITS)),
             last_scrape_ns: AtomicU64::new(0),
         })
     }
@@ -127,7 +180,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// On shutdown, in-flight requests get this long to finish.
     pub shutdown_grace: Duration,
-    /// Connections open at once; one more is closed as soon as it is accepted.
+    /// Connections open at once; one more is closed as soon as it is accepted. Bounded by the
+    /// open-file limit too (`connections::connection_cap`).
     pub max_connections: usize,
     /// A response write that makes no progress for this long closes its connection (a client
     /// that stopped reading would otherwise hold it, and its tick's body, for good).
@@ -135,7 +189,7 @@ pub struct Limits {
 }
 
 /// Default of `--max-connections`: far more than the few scrapers and browsers of a node, and
-/// half of the 512 descriptors the reader keeps free, so connections cannot take them all.
+/// with `connections::OTHER_FDS` within the 512 descriptors the reader keeps free at least.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 
 impl Default for Limits {
@@ -288,44 +342,194 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
+/// Whether the client's `Accept-Encoding` takes gzip (RFC 9110 12.5.3): `gzip` (or `x-gzip`)
+/// with a q-value above 0, or, when gzip is not named, `*` above 0; and not below an
+/// explicitly listed `identity`. Otherwise, or without the header, the identity body (always
+/// acceptable here: nothing else is served).
 fn wants_gzip(headers: &HeaderMap) -> bool {
-    headers
+    let Some(value) = headers
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")))
+    else {
+        return false;
+    };
+    let (mut gzip, mut star, mut identity) = (None, None, None);
+    for item in value.split(',') {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or_default().trim();
+        let q = parts
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+            .map_or(Some(QVALUE_ONE), |(_, v)| qvalue(v.trim()));
+        // A malformed q-value makes its coding unacceptable: plain text is always safe.
+        let q = q.unwrap_or(0);
+        let slot = if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            &mut gzip
+        } else if coding == "*" {
+            &mut star
+        } else if coding.eq_ignore_ascii_case("identity") {
+            &mut identity
+        } else {
+            continue;
+        };
+        *slot = Some(q.max(slot.unwrap_or(0)));
+    }
+    let q = gzip.or(star).unwrap_or(0);
+    q > 0 && identity.is_none_or(|identity| q >= identity)
 }
 
-fn body_for(state: &AppState, tick: &Tick, format: Format, gzip: bool) -> Option<CachedBody> {
-    let Ok(mut cache) = state.cache.lock() else {
-        return render(state, tick, format, gzip, BytesMut::new());
+/// A q-value of 1, in thousandths.
+const QVALUE_ONE: u16 = 1000;
+
+/// An RFC 9110 q-value (`0`, `0.5`, `1.000`, up to three decimals) in thousandths; `None` when
+/// malformed.
+fn qvalue(text: &str) -> Option<u16> {
+    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let whole: u16 = match int {
+        "0" => 0,
+        "1" => QVALUE_ONE,
+        _ => return None,
     };
-    if cache.seq != tick.seq {
-        cache.seq = tick.seq;
-        // Only the kinds the last scraped tick was asked for keep a buffer: one scrape of a
-        // rare kind does not pin its ~3 MB for good.
-        cache.spare.clear();
-        for (kind, body) in std::mem::take(&mut cache.bodies) {
-            // Fails while a response still sends it; that buffer is then simply freed later.
-            if let Ok(buf) = body.head.try_into_mut() {
-                cache.spare.insert(kind, buf);
+    let thousandths: u16 = frac
+        .bytes()
+        .zip([100, 10, 1])
+        .map(|(digit, weight)| u16::from(digit - b'0') * weight)
+        .sum();
+    let q = whole + thousandths;
+    (q <= QVALUE_ONE).then_some(q)
+}
+
+/// Why a cached body cannot be served.
+enum Uncached {
+    /// No tick published yet.
+    NotReady,
+    /// The render failed (a compressor error) or did not finish.
+    Failed,
+}
+
+/// The latest tick's body of `kind`, rendered once per tick on the blocking pool.
+async fn cached(state: &Arc<AppState>, kind: BodyKind) -> Result<CachedBody, Uncached> {
+    let mut rendered = {
+        let mut cache = state.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        // Read under the lock, so the cache only ever moves on to a newer tick.
+        let tick = state.handle.tick().ok_or(Uncached::NotReady)?;
+        if cache.seq != tick.seq {
+            cache.seq = tick.seq;
+            // Only the kinds the last tick was asked for keep a buffer: one request of a rare
+            // kind does not pin its ~3 MB for good.
+            cache.spare.clear();
+            for (kind, slot) in std::mem::take(&mut cache.slots) {
+                let body = slot.borrow().clone().flatten();
+                drop(slot);
+                // Fails while a response still sends it; that buffer is then freed later.
+                if let Some(Ok(buf)) = body.map(|b| b.head.try_into_mut()) {
+                    cache.spare.insert(kind, buf);
+                }
             }
         }
-    }
-    if let Some(body) = cache.bodies.get(&(format, gzip)) {
-        return Some(body.clone());
-    }
-    let buf = cache.spare.remove(&(format, gzip)).unwrap_or_default();
-    let body = match cache.bodies.get(&(format, false)) {
-        // Already rendered for a plain scrape of this tick: compress that text.
-        Some(plain) if gzip => {
-            let plain = plain.head.clone();
-            compress(buf, |w| w.write(&plain))
-                .or_else(|| render(state, tick, format, false, BytesMut::new()))
+        let rendered = match cache.slots.get(&kind) {
+            Some(slot) => slot.subscribe(),
+            None => {
+                let (slot, rendered) = watch::channel(None);
+                let slot = Arc::new(slot);
+                cache.slots.insert(kind, Arc::clone(&slot));
+                *cache.renders.entry(kind.as_str()).or_insert(0) += 1;
+                let buf = cache.spare.remove(&kind).unwrap_or_default();
+                // Already rendered for a plain scrape of this tick: compress that text.
+                let plain = match kind {
+                    BodyKind::Metrics { format, gzip: true } => cache
+                        .slots
+                        .get(&BodyKind::Metrics {
+                            format,
+                            gzip: false,
+                        })
+                        .and_then(|s| s.borrow().clone().flatten())
+                        .map(|b| b.head),
+                    _ => None,
+                };
+                let (state, tick) = (Arc::clone(state), Arc::clone(&tick));
+                tokio::task::spawn_blocking(move || {
+                    let body = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        render_kind(&state, &tick, kind, buf, plain)
+                    }));
+                    slot.send_replace(Some(body.ok().flatten()));
+                });
+                rendered
+            }
+        };
+        rendered
+    };
+    let body = rendered
+        .wait_for(Option::is_some)
+        .await
+        .ok()
+        .and_then(|b| b.clone().flatten());
+    body.ok_or(Uncached::Failed)
+}
+
+/// Renders one body of `tick` into `buf`; a gzip `/metrics` body from `plain`, that tick's
+/// plain text, when given.
+fn render_kind(
+    state: &AppState,
+    tick: &Tick,
+    kind: BodyKind,
+    buf: BytesMut,
+    plain: Option<Bytes>,
+) -> Option<CachedBody> {
+    let allowlist = &state.render.label_allowlist;
+    match kind {
+        BodyKind::Metrics { format, gzip } => match plain {
+            Some(plain) if gzip => compress(buf, |w| w.write(&plain))
+                .or_else(|| render(state, tick, format, false, BytesMut::new())),
+            _ => render(state, tick, format, gzip, buf),
+        },
+        BodyKind::Cgroups => json_body(buf, &api_views(tick, allowlist, None)),
+        BodyKind::Containers => json_body(
+            buf,
+            &api_views(tick, allowlist, Some(&ContainerQuery::default())),
+        ),
+        BodyKind::Summary => json_body(buf, &summary::summary(tick)),
+        BodyKind::ResourceMetrics => {
+            let mut buf = buf;
+            buf.clear();
+            buf.extend_from_slice(resource_metrics::render(tick).as_bytes());
+            Some(CachedBody {
+                head: buf.freeze(),
+                gzip: None,
+            })
         }
-        _ => render(state, tick, format, gzip, buf),
-    }?;
-    cache.bodies.insert((format, gzip), body.clone());
-    Some(body)
+    }
+}
+
+/// `value` as JSON into `buf` (emptied first).
+fn json_body(mut buf: BytesMut, value: &impl serde::Serialize) -> Option<CachedBody> {
+    buf.clear();
+    let mut w = buf.writer();
+    serde_json::to_writer(&mut w, value).ok()?;
+    Some(CachedBody {
+        head: w.into_inner().freeze(),
+        gzip: None,
+    })
+}
+
+/// The API views of `tick`'s cgroups, with only allowlisted labels; with a query, only the
+/// containers and pods it matches.
+fn api_views<'t>(
+    tick: &'t Tick,
+    allowlist: &'t [String],
+    query: Option<&ContainerQuery>,
+) -> Vec<api::CgroupView<'t>> {
+    (0..tick.snapshot.cgroups.len())
+        .filter_map(|i| api::cgroup_view(tick, i))
+        .filter(|v| query.is_none_or(|q| api::matches(v, q)))
+        .map(|mut v| {
+            v.only_labels(allowlist);
+            v
+        })
+        .collect()
 }
 
 /// The 10-byte gzip member header: deflate, no name, no mtime, unknown OS (RFC 1952).
@@ -517,16 +721,17 @@ impl http_body::Body for HeadAndTail {
 
 async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let started = Instant::now();
-    let Some(tick) = state.handle.tick() else {
-        return not_ready();
-    };
     let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let gzip = wants_gzip(&headers);
-    let Some(body) = body_for(&state, &tick, format, gzip) else {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "cannot compress the exposition".into(),
-        );
+    let body = match cached(&state, BodyKind::Metrics { format, gzip }).await {
+        Ok(body) => body,
+        Err(Uncached::NotReady) => return not_ready(),
+        Err(Uncached::Failed) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot render the exposition".into(),
+            )
+        }
     };
     let tail = tail(&body, format, state.handle.heartbeat.age());
     // What was cached decides: a gzip request may get the plain text should compression fail.
@@ -551,26 +756,64 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
     response
 }
 
+/// A body of the tick's cache as a response of `content_type`.
+async fn cached_response(
+    state: &Arc<AppState>,
+    kind: BodyKind,
+    content_type: &'static str,
+) -> Response {
+    match cached(state, kind).await {
+        Ok(body) => ([(header::CONTENT_TYPE, content_type)], body.head).into_response(),
+        Err(Uncached::NotReady) => not_ready(),
+        Err(Uncached::Failed) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot render the {} body", kind.as_str()),
+        ),
+    }
+}
+
+/// The answer to a request that finds every permit for uncached work taken.
+fn busy() -> Response {
+    let mut response = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "busy: {UNCACHED_PERMITS} process listings or filtered queries already running; \
+             retry shortly"
+        ),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_S));
+    response
+}
+
 /// The kubelet's resource metrics; before the first sample, its answer to a failed stats
 /// provider (the scrape-error gauges at 1) rather than a 503, as metrics-server expects.
 async fn kubelet_resource_metrics(State(state): State<Arc<AppState>>) -> Response {
-    let body = match state.handle.tick() {
-        Some(tick) => resource_metrics::render(&tick),
-        None => resource_metrics::render_error(),
-    };
-    (
-        [(header::CONTENT_TYPE, resource_metrics::CONTENT_TYPE)],
-        body,
-    )
-        .into_response()
+    match cached(&state, BodyKind::ResourceMetrics).await {
+        Ok(body) => (
+            [(header::CONTENT_TYPE, resource_metrics::CONTENT_TYPE)],
+            body.head,
+        )
+            .into_response(),
+        Err(Uncached::NotReady) => (
+            [(header::CONTENT_TYPE, resource_metrics::CONTENT_TYPE)],
+            resource_metrics::render_error(),
+        )
+            .into_response(),
+        Err(Uncached::Failed) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot render the resource metrics".into(),
+        ),
+    }
 }
 
 async fn kubelet_summary(State(state): State<Arc<AppState>>) -> Response {
-    let Some(tick) = state.handle.tick() else {
-        return not_ready();
-    };
-    Json(summary::summary(&tick)).into_response()
+    cached_response(&state, BodyKind::Summary, JSON).await
 }
+
+/// Content-Type of the JSON answers.
+const JSON: &str = "application/json";
 
 async fn machine(State(state): State<Arc<AppState>>) -> Response {
     let Some(tick) = state.handle.tick() else {
@@ -593,19 +836,34 @@ async fn containers(
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
+    let unfiltered = query.name.is_none()
+        && query.runtime.is_none()
+        && query.namespace.is_none()
+        && query.pod.is_none();
+    if unfiltered {
+        return cached_response(&state, BodyKind::Containers, JSON).await;
+    }
     let Some(tick) = state.handle.tick() else {
         return not_ready();
     };
-    let allowlist = &state.render.label_allowlist;
-    let views: Vec<_> = (0..tick.snapshot.cgroups.len())
-        .filter_map(|i| api::cgroup_view(&tick, i))
-        .filter(|v| api::matches(v, &query))
-        .map(|mut v| {
-            v.only_labels(allowlist);
-            v
-        })
-        .collect();
-    Json(views).into_response()
+    let Ok(permit) = Arc::clone(&state.uncached).try_acquire_owned() else {
+        return busy();
+    };
+    let state = Arc::clone(&state);
+    // The permit goes with the work: a client that leaves does not free it before its end.
+    let filtered = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let views = api_views(&tick, &state.render.label_allowlist, Some(&query));
+        json_body(BytesMut::new(), &views)
+    })
+    .await;
+    match filtered {
+        Ok(Some(body)) => ([(header::CONTENT_TYPE, JSON)], body.head).into_response(),
+        _ => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot render the containers".into(),
+        ),
+    }
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -672,10 +930,14 @@ async fn container(
     };
     view.only_labels(&state.render.label_allowlist);
     if query.processes {
-        // Many small /proc reads: off the async workers.
+        let Ok(permit) = Arc::clone(&state.uncached).try_acquire_owned() else {
+            return busy();
+        };
+        // Many small /proc reads: off the async workers, holding the permit to their end.
         let path = tick.snapshot.cgroups[i].path.clone();
         let lister = Arc::clone(&state.processes);
         let listed = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let list = lister.list(&path);
             (path, list)
         })
@@ -707,16 +969,231 @@ async fn container(
 }
 
 async fn cgroups(State(state): State<Arc<AppState>>) -> Response {
-    let Some(tick) = state.handle.tick() else {
-        return not_ready();
-    };
-    let allowlist = &state.render.label_allowlist;
-    let views: Vec<_> = (0..tick.snapshot.cgroups.len())
-        .filter_map(|i| api::cgroup_view(&tick, i))
-        .map(|mut v| {
-            v.only_labels(allowlist);
-            v
-        })
-        .collect();
-    Json(views).into_response()
+    cached_response(&state, BodyKind::Cgroups, JSON).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::MetadataStore;
+    use crate::sampler::filter::CgroupFilter;
+    use crate::sampler::{Heartbeat, Sampler, SamplerConfig};
+    use crate::scan::{Roots, Scanner};
+    use axum::http::Request;
+    use std::path::{Path as FsPath, PathBuf};
+    use tower::ServiceExt as _;
+
+    fn fixture() -> PathBuf {
+        FsPath::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-docker-host")
+    }
+
+    /// The routes' state over the v1 fixture, and the sender that publishes its ticks.
+    struct Served {
+        state: Arc<AppState>,
+        sampler: Sampler,
+        publish: watch::Sender<Option<Arc<Tick>>>,
+    }
+
+    impl Served {
+        fn new() -> Served {
+            let dir = fixture();
+            let scanner = Scanner::open(&Roots {
+                cgroup_root: dir.join("cgroup"),
+                proc_root: dir.join("proc"),
+                machine_id_file: None,
+            })
+            .unwrap();
+            let sampler = Sampler::new(
+                scanner,
+                MetadataStore::new(),
+                SamplerConfig {
+                    interval: Duration::from_secs(1),
+                    history: Duration::from_secs(60),
+                    history_points: 10,
+                    filter: CgroupFilter::default(),
+                },
+            );
+            let (publish, latest) = watch::channel(None);
+            let handle = Handle {
+                latest,
+                history: sampler.history(),
+                heartbeat: Heartbeat::new(Duration::from_secs(1)),
+            };
+            let state = AppState::new(
+                handle,
+                RenderOptions {
+                    version: "test",
+                    ..RenderOptions::default()
+                },
+                ProcessLister::open(&dir.join("cgroup"), &dir.join("proc")).unwrap(),
+            );
+            Served {
+                state,
+                sampler,
+                publish,
+            }
+        }
+
+        /// Samples the fixture and publishes the tick.
+        fn tick(&mut self, now_ms: u64) {
+            let tick = self.sampler.sample_once(now_ms);
+            self.publish.send_replace(Some(Arc::new(tick)));
+        }
+
+        fn renders(&self, body: &str) -> u64 {
+            let cache = self.state.cache.lock().unwrap();
+            cache.renders.get(body).copied().unwrap_or(0)
+        }
+
+        async fn get(&self, target: &str, headers: &[(&str, &str)]) -> (StatusCode, Bytes) {
+            let mut request = Request::get(target);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let mut request = request.body(Body::empty()).unwrap();
+            // As from a loopback client (process lists are for them).
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(std::net::SocketAddr::from(([127, 0, 0, 1], 1))));
+            let response = router(Arc::clone(&self.state))
+                .oneshot(request)
+                .await
+                .unwrap();
+            let status = response.status();
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (status, body)
+        }
+    }
+
+    /// Every cached route, asked 12 times at once for one tick, renders its body once; the
+    /// next tick renders each once more, and every answer of a tick is the same bytes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_for_one_tick_share_one_render() {
+        let mut served = Served::new();
+        served.tick(1_700_000_000_000);
+        type Route = (
+            &'static str,
+            &'static [(&'static str, &'static str)],
+            &'static str,
+        );
+        let routes: [Route; 7] = [
+            ("/metrics", &[], "metrics"),
+            ("/metrics", &[("accept-encoding", "gzip")], "metrics_gzip"),
+            (
+                "/metrics",
+                &[("accept", "application/openmetrics-text")],
+                "openmetrics",
+            ),
+            ("/api/v1/cgroups", &[], "cgroups"),
+            ("/api/v1/containers", &[], "containers"),
+            ("/metrics/resource", &[], "resource_metrics"),
+            ("/stats/summary", &[], "summary"),
+        ];
+        for round in 1..=2 {
+            let requests = routes
+                .iter()
+                .flat_map(|&(target, headers, _)| (0..12).map(move |_| (target, headers)))
+                .map(|(target, headers)| served.get(target, headers));
+            let answers = futures_util::future::join_all(requests).await;
+            for (chunk, (target, _, body)) in answers.chunks(12).zip(routes) {
+                assert!(chunk.iter().all(|(s, _)| *s == StatusCode::OK), "{target}");
+                if !target.starts_with("/metrics") || target == "/metrics/resource" {
+                    assert!(chunk.iter().all(|(_, b)| *b == chunk[0].1), "{target}");
+                }
+                assert_eq!(served.renders(body), round, "{body} in round {round}");
+            }
+            served.tick(1_700_000_001_000 + round * 1000);
+        }
+    }
+
+    /// With every permit for uncached work held (as by slow listings), a process listing and a
+    /// filtered query answer 503 with `Retry-After`; with one free, they are served.
+    #[tokio::test]
+    async fn uncached_work_beyond_its_permits_gets_503() {
+        let mut served = Served::new();
+        served.tick(1_700_000_000_000);
+        let held = Arc::clone(&served.state.uncached)
+            .try_acquire_many_owned(UNCACHED_PERMITS as u32)
+            .unwrap();
+        for target in [
+            "/api/v1/containers/%2F?processes=true",
+            "/api/v1/containers?runtime=docker",
+        ] {
+            let mut request = Request::get(target).body(Body::empty()).unwrap();
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(std::net::SocketAddr::from(([127, 0, 0, 1], 1))));
+            let response = router(Arc::clone(&served.state))
+                .oneshot(request)
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{target}"
+            );
+            assert_eq!(response.headers()[header::RETRY_AFTER], RETRY_AFTER_S);
+            // Cached and cheap routes do not need a permit.
+            assert_eq!(
+                served.get("/api/v1/containers/%2F", &[]).await.0,
+                StatusCode::OK
+            );
+        }
+        drop(held);
+        let (status, body) = served
+            .get("/api/v1/containers/%2F?processes=true", &[])
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let view: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(view["processes"]["total"].is_u64(), "{view}");
+        let (status, _) = served.get("/api/v1/containers?runtime=docker", &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(served.state.uncached.available_permits(), UNCACHED_PERMITS);
+    }
+
+    #[test]
+    fn gzip_is_chosen_by_q_value() {
+        let wants = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_str(value).unwrap(),
+            );
+            wants_gzip(&headers)
+        };
+        assert!(!wants_gzip(&HeaderMap::new()), "no header: identity");
+        for yes in [
+            "gzip",
+            "GZIP",
+            "x-gzip",
+            "deflate, gzip",
+            "gzip;q=0.001",
+            "gzip; q=1.000",
+            "*",
+            "*;q=0.5",
+            "br;q=1, gzip;q=0.8",
+            "identity;q=0.5, gzip",
+            "gzip, identity",
+        ] {
+            assert!(wants(yes), "{yes}");
+        }
+        for no in [
+            "gzip;q=0",
+            "gzip;q=0.000",
+            "gzip;q=0, *",
+            "*;q=0",
+            "identity",
+            "deflate, br",
+            "",
+            "gzipped",
+            "gzip;q=2",
+            "gzip;q=0.0001",
+            "gzip;q=abc",
+            "identity;q=1, gzip;q=0.5",
+        ] {
+            assert!(!wants(no), "{no}");
+        }
+    }
 }

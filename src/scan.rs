@@ -79,6 +79,11 @@ impl Scanner {
         self.cgroups.set_per_cpu(per_cpu);
     }
 
+    /// See [`CgroupFs::set_reserved_fds`].
+    pub fn set_reserved_fds(&mut self, fds: u64) {
+        self.cgroups.set_reserved_fds(fds);
+    }
+
     /// Files that could not be written by the capture recorders.
     pub fn capture_failures(self) -> u64 {
         let a = self

@@ -59,7 +59,7 @@ impl Server {
             filter: CgroupFilter::default(),
         };
         let server = Server::start(processes, move |stop| {
-            Sampler::new(scanner, store, config).spawn(stop)
+            Sampler::new(scanner, store, config).spawn(stop).unwrap().0
         });
         let deadline = Instant::now() + Duration::from_secs(30);
         while get(server.addr, "/readyz").status != 200 {

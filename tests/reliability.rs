@@ -1,6 +1,7 @@
 //! Nothing lost, nobody in: hostile files (endless, FIFOs) cost one field and never the
 //! process, a stuck sampler shows in `/readyz` and cannot stop shutdown, a frozen runtime
-//! socket reads as disconnected, and slow or numerous clients are bounded.
+//! socket reads as disconnected, slow or numerous clients are bounded, and sockets never take
+//! the cgroup reader's file descriptors, even under a limit lowered while serving.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -166,8 +167,17 @@ fn serve(dir: &Path, port: u16, extra: &[&str]) -> Killed {
 /// without Docker and, unless `extra` gives `--containerd-socket`, without containerd; its
 /// log goes to `dir/serve.log`.
 fn serve_on(dir: &Path, listen: &str, extra: &[&str]) -> Killed {
+    serve_under(
+        Command::new(env!("CARGO_BIN_EXE_cgscope")),
+        dir,
+        listen,
+        extra,
+    )
+}
+
+/// [`serve_on`] run by `cmd`: the binary itself, or a wrapper (`prlimit ... --`) of it.
+fn serve_under(mut cmd: Command, dir: &Path, listen: &str, extra: &[&str]) -> Killed {
     let log = std::fs::File::create(dir.join("serve.log")).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cgscope"));
     cmd.arg("serve")
         .args(root_args(dir))
         .args([
@@ -586,8 +596,10 @@ fn clients_that_never_read_are_capped_and_timed_out() {
         status(port, "/readyz") == Some(200)
     });
     let (_, body) = http_get(port, "/metrics", &[]).unwrap();
-    // Far more than the socket buffers of a loopback connection hold (a few MB).
-    let n = (64 << 20) / body.len().max(1);
+    // Far more than the socket buffers of a loopback connection hold: 64 MB sometimes fit
+    // (receive buffers autotune up to `tcp_rmem`'s 32 MB here, and hold more payload than
+    // that on loopback), so the server wrote everything and never stalled.
+    let n = (256 << 20) / body.len().max(1);
     let stalled: Vec<_> = (0..4).map(|_| stalled_client(port, n)).collect();
     wait(
         "a fifth connection to be refused",
@@ -727,4 +739,223 @@ fn the_api_keeps_labels_command_lines_and_foreign_hosts_out() {
     assert_eq!(code, 200, "from loopback: {body}");
     let view: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert!(view.get("processes").is_some(), "{view}");
+}
+
+/// Copies directory `from` to `to` (plain files and directories, as fixture trees are).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The v1 fixture with `n` more copies of its first Docker container in every hierarchy: `n`
+/// times 5 directories the reader would keep open.
+fn many_cgroups(n: usize) -> tempfile::TempDir {
+    let dir = fixture_copy("v1-docker-host");
+    for hierarchy in std::fs::read_dir(dir.path().join("cgroup")).unwrap() {
+        let docker = hierarchy.unwrap().path().join("docker");
+        let Ok(entries) = std::fs::read_dir(&docker) else {
+            continue;
+        };
+        let mut containers: Vec<PathBuf> = entries
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir())
+            .collect();
+        containers.sort();
+        for i in 1..=n {
+            copy_tree(&containers[0], &docker.join(format!("{i:064x}")));
+        }
+    }
+    dir
+}
+
+/// Clients that each hold one keep-alive connection and ask `/healthz` on it every 500 ms (so
+/// the 10 s idle timeout never closes it), until dropped. A connection the server closes is
+/// let go.
+struct KeepAlive {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    held: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl KeepAlive {
+    fn open(port: u16, n: usize) -> KeepAlive {
+        use std::io::{Read as _, Write as _};
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let stop = Arc::new(AtomicBool::new(false));
+        let held = Arc::new(AtomicUsize::new(0));
+        let mut socks: Vec<std::net::TcpStream> = (0..n)
+            .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok())
+            .collect();
+        let (s, h) = (stop.clone(), held.clone());
+        let thread = std::thread::spawn(move || {
+            let request = format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+            while !s.load(Ordering::Relaxed) {
+                socks.retain_mut(|sock| {
+                    let _ = sock.set_read_timeout(Some(Duration::from_secs(2)));
+                    if sock.write_all(request.as_bytes()).is_err() {
+                        return false;
+                    }
+                    // The answer ends with the 3-byte body `ok\n`.
+                    let mut got = Vec::new();
+                    let mut buf = [0u8; 512];
+                    while !got.ends_with(b"\r\n\r\nok\n") {
+                        match sock.read(&mut buf) {
+                            Ok(0) | Err(_) => return false,
+                            Ok(k) => got.extend_from_slice(&buf[..k]),
+                        }
+                    }
+                    true
+                });
+                h.store(socks.len(), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        });
+        KeepAlive {
+            stop,
+            held,
+            thread: Some(thread),
+        }
+    }
+
+    /// Connections answered in the last round.
+    fn held(&self) -> usize {
+        self.held.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for KeepAlive {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `cgscope_read_errors_total` summed over controllers, from a `/metrics` on a new
+/// connection; `None` when it is not answered.
+fn read_errors(port: u16) -> Option<f64> {
+    let (code, body) = http_get(port, "/metrics", &[])?;
+    (code == 200).then_some(())?;
+    Some(
+        String::from_utf8_lossy(&body)
+            .lines()
+            .filter(|l| l.starts_with("cgscope_read_errors_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum(),
+    )
+}
+
+/// Descriptors `pid` has open.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Over 4 s, every sweep still reads every file (the read-error count does not move) and
+/// `/metrics` answers on a new connection each time it is asked.
+fn sweeps_keep_succeeding(port: u16, what: &str) {
+    let before = read_errors(port).unwrap_or_else(|| panic!("{what}: /metrics unanswered"));
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = read_errors(port).unwrap_or_else(|| panic!("{what}: /metrics unanswered"));
+        assert_eq!(now, before, "{what}: read errors grew");
+    }
+}
+
+/// Under `prlimit --nofile=1500` over 5,005 cgroup directories the reader would keep open:
+/// with `--max-connections 1400`, 1,300 keep-alive clients leave the sweeps and `/metrics`
+/// working (before: the reader kept 988 directories, the clients took the rest, and every
+/// open failed); then with the default cap, a limit lowered to 700 while serving, below what
+/// is open, makes the reader give directories back (before: every sweep failed until the
+/// limit was raised again).
+#[test]
+fn sockets_never_take_the_readers_descriptors_and_a_lowered_limit_is_followed() {
+    if !crate::support::require(
+        crate::support::host::ok("prlimit", &["--version"]),
+        "prlimit (util-linux)",
+    ) {
+        return;
+    }
+    // 1,300 client sockets here too.
+    cgscope::files::raise_open_file_limit();
+    let dir = many_cgroups(1000);
+    let limited = |nofile: &str| {
+        let mut cmd = Command::new("prlimit");
+        cmd.arg(format!("--nofile={nofile}:{nofile}"))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_cgscope"));
+        cmd
+    };
+    use crate::support::host::wait_for as wait;
+
+    let port = crate::support::host::free_port();
+    let server = serve_under(
+        limited("1500"),
+        dir.path(),
+        &format!("127.0.0.1:{port}"),
+        &["--max-connections", "1400"],
+    );
+    wait("first sample", Duration::from_secs(60), || {
+        status(port, "/readyz") == Some(200)
+    });
+    // Every cgroup read twice: the reader has kept what directories it may.
+    std::thread::sleep(Duration::from_secs(2));
+    let clients = KeepAlive::open(port, 1300);
+    wait(
+        "the clients to be answered",
+        Duration::from_secs(60),
+        || clients.held() > 0,
+    );
+    sweeps_keep_succeeding(port, "1,300 clients, --nofile=1500");
+    assert!(clients.held() >= 1200, "{} clients served", clients.held());
+    drop(clients);
+    drop(server);
+
+    let port = crate::support::host::free_port();
+    let server = serve_under(
+        limited("1500"),
+        dir.path(),
+        &format!("127.0.0.1:{port}"),
+        &[],
+    );
+    wait("first sample", Duration::from_secs(60), || {
+        status(port, "/readyz") == Some(200)
+    });
+    let pid = server.0.id();
+    wait(
+        "the reader to keep directories open",
+        Duration::from_secs(60),
+        || open_fds(pid) > 900,
+    );
+    let clients = KeepAlive::open(port, 200);
+    wait(
+        "the clients to be answered",
+        Duration::from_secs(60),
+        || clients.held() == 200,
+    );
+    let lowered = Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), "--nofile=700:700"])
+        .status()
+        .unwrap();
+    assert!(lowered.success());
+    wait(
+        "the reader to give directories back",
+        Duration::from_secs(30),
+        || open_fds(pid) < 700,
+    );
+    // A sweep that was under way when the limit fell may have counted a few.
+    std::thread::sleep(Duration::from_secs(1));
+    sweeps_keep_succeeding(port, "200 clients, limit lowered to 700");
+    assert_eq!(clients.held(), 200, "the clients stay served");
 }

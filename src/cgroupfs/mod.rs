@@ -124,8 +124,18 @@ pub struct CgroupFs {
     sweep: u64,
     /// Reads in a row that may carry figures over before a full read (1: always full).
     full_read_every: u32,
-    /// Directories we may still keep open without starving the process of descriptors.
-    dir_budget: usize,
+    /// Directories kept open now.
+    dirs_open: usize,
+    /// Directories that may be kept open: the open-file limit less `reserved_fds`, and after
+    /// running out of descriptors at most `dirs_ceiling`.
+    dirs_allowed: usize,
+    /// Descriptors left free of kept directories, for sockets and everything else.
+    reserved_fds: u64,
+    /// The soft open-file limit as last read; re-read at each sweep.
+    fd_limit: Option<u64>,
+    /// Set when reads ran out of descriptors (`EMFILE`, `ENFILE`) under the current limit:
+    /// no more directories than this are kept until the limit changes.
+    dirs_ceiling: Option<usize>,
     discovery: Discovery,
     /// Cgroups read for the first time so far, to stagger their full reads.
     first_reads: u32,
@@ -167,8 +177,19 @@ enum Depth {
     Counters,
 }
 
-/// Descriptors left for sockets, the runtime clients and other files whatever the cgroup count.
+/// Descriptors left for sockets, the runtime clients and other files whatever the cgroup
+/// count, unless [`CgroupFs::set_reserved_fds`] says otherwise.
 const RESERVED_FDS: u64 = 512;
+
+/// Whether an open failed for want of descriptors, the process's (`EMFILE`) or the system's
+/// (`ENFILE`).
+fn out_of_fds(err: &std::io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(EMFILE | ENFILE))
+}
+
+// Linux errno values; std exposes no names for them and they are ABI-stable.
+const EMFILE: i32 = 24;
+const ENFILE: i32 = 23;
 
 impl CgroupFs {
     /// Detects the layout under `root` and prepares to read.
@@ -187,15 +208,6 @@ impl CgroupFs {
         let mut hierarchies: Vec<PathBuf> = layout.v1.all().cloned().collect();
         hierarchies.extend(layout.unified.iter().cloned());
         hierarchies.dedup();
-        // A capture records whole paths, so a recording reader keeps no directory open.
-        let dir_budget = if reader.is_recording() {
-            0
-        } else {
-            let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
-                .current
-                .unwrap_or(u64::MAX);
-            usize::try_from(soft.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX)
-        };
         Ok(CgroupFs {
             reader,
             errors: ReadErrors::default(),
@@ -204,7 +216,11 @@ impl CgroupFs {
             known: HashMap::new(),
             sweep: 0,
             full_read_every: 1,
-            dir_budget,
+            dirs_open: 0,
+            dirs_allowed: 0,
+            reserved_fds: RESERVED_FDS,
+            fd_limit: None,
+            dirs_ceiling: None,
             first_reads: u32::MAX,
             per_cpu: true,
             discovery: Discovery::new(
@@ -245,9 +261,66 @@ impl CgroupFs {
         self.per_cpu = per_cpu;
     }
 
+    /// Leaves `fds` descriptors free of kept directories (default 512): a server passes what
+    /// its connections may take plus the rest of its needs, so sockets never take the reader's
+    /// descriptors nor the reader theirs.
+    pub fn set_reserved_fds(&mut self, fds: u64) {
+        self.reserved_fds = fds;
+    }
+
     /// Starts a sweep; [`CgroupFs::end_sweep`] then forgets cgroups this sweep did not read.
+    /// Reads the open-file limit again (it may be lowered from outside, `prlimit --pid`) and
+    /// closes kept directories past the budget it leaves.
     pub fn begin_sweep(&mut self) {
         self.sweep += 1;
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+        if limit != self.fd_limit {
+            self.fd_limit = limit;
+            self.dirs_ceiling = None;
+        }
+        self.set_dirs_allowed();
+    }
+
+    /// The directory budget under the last limit read and the ceiling.
+    fn set_dirs_allowed(&mut self) {
+        // A capture records whole paths, so a recording reader keeps no directory open.
+        let by_limit = if self.reader.is_recording() {
+            0
+        } else {
+            let soft = self.fd_limit.unwrap_or(u64::MAX);
+            usize::try_from(soft.saturating_sub(self.reserved_fds)).unwrap_or(usize::MAX)
+        };
+        self.dirs_allowed = by_limit.min(self.dirs_ceiling.unwrap_or(usize::MAX));
+        if self.dirs_open > self.dirs_allowed {
+            self.close_dirs_past(self.dirs_allowed);
+        }
+    }
+
+    /// Closes kept directories until at most `keep` are open; their cgroups are then read by
+    /// whole path until they reopen them within the budget.
+    fn close_dirs_past(&mut self, keep: usize) {
+        for known in self.known.values_mut() {
+            if self.dirs_open <= keep {
+                break;
+            }
+            self.dirs_open -= forget_dirs(&mut known.dirs);
+        }
+    }
+
+    /// After running out of descriptors: gives every kept directory back, and keeps at most
+    /// half as many from then on, until the limit changes.
+    fn give_back_dirs(&mut self) {
+        let ceiling = self.dirs_open / 2;
+        if self.dirs_open > 0 {
+            tracing::warn!(
+                kept_directories = self.dirs_open,
+                from_now_on = ceiling,
+                "out of file descriptors: closing the cgroup directories kept open"
+            );
+        }
+        self.close_dirs_past(0);
+        self.dirs_ceiling = Some(ceiling);
+        self.set_dirs_allowed();
     }
 
     /// Closes the directories and drops the last reads of cgroups not read since
@@ -262,7 +335,7 @@ impl CgroupFs {
             }
             keep
         });
-        self.dir_budget += closed;
+        self.dirs_open -= closed;
     }
 
     /// Whether new and removed cgroups are followed through inotify watches rather than a walk
@@ -277,7 +350,25 @@ impl CgroupFs {
     }
 
     /// Reads one cgroup. `None` when the cgroup has vanished (no file of it was readable).
+    /// A read that runs out of descriptors gives back the kept directories and is made again
+    /// by whole paths; only what then still fails is counted.
     pub fn read(&mut self, cgroup: &CgroupPath) -> Option<CgroupRead> {
+        match self.read_once(cgroup, false) {
+            Ok(read) => read,
+            Err(OutOfFds) => {
+                self.give_back_dirs();
+                self.read_once(cgroup, true).unwrap_or(None)
+            }
+        }
+    }
+
+    /// One attempt at [`CgroupFs::read`]; `Err` when a file could not be opened for want of
+    /// descriptors, unless `last` (then that is a counted read error like any other).
+    fn read_once(
+        &mut self,
+        cgroup: &CgroupPath,
+        last: bool,
+    ) -> Result<Option<CgroupRead>, OutOfFds> {
         // A one-shot command reads each cgroup once: opening its directories would only add
         // opens. They are kept from a cgroup's second read on.
         let read_before = self.known.contains_key(cgroup);
@@ -293,7 +384,9 @@ impl CgroupFs {
             };
             self.known.insert(cgroup.clone(), known);
         }
-        let known = self.known.get_mut(cgroup)?;
+        let Some(known) = self.known.get_mut(cgroup) else {
+            return Ok(None);
+        };
         known.sweep = self.sweep;
         let full_read_every = self.full_read_every;
         let mut ctx = Ctx {
@@ -304,10 +397,13 @@ impl CgroupFs {
             found: 0,
             hierarchies: &self.hierarchies,
             dirs: &mut known.dirs,
-            dir_budget: &mut self.dir_budget,
+            dirs_open: &mut self.dirs_open,
+            dirs_allowed: self.dirs_allowed,
+            out_of_fds: if last { None } else { Some(false) },
             sweep: self.sweep,
             limits: true,
-            keep_dirs: read_before,
+            // Nor after running out of descriptors: this attempt reads by whole paths.
+            keep_dirs: read_before && !last,
             per_cpu: self.per_cpu,
         };
         let mut depth = Depth::Full;
@@ -316,29 +412,35 @@ impl CgroupFs {
             let usage_ns = cpu::usage_ns(&mut ctx, &self.layout);
             if usage_ns.is_some() && usage_ns == known.usage_ns {
                 known.reads_until_full -= 1;
-                return known.last.clone();
+                return Ok(known.last.clone());
             }
         }
         ctx.limits = depth == Depth::Full;
         ctx.found = 0;
         let mut read = read_files(&mut ctx, &self.layout);
+        if ctx.out_of_fds == Some(true) {
+            return Err(OutOfFds);
+        }
         if read.is_none() && ctx.dirs.iter().any(|d| matches!(d, DirSlot::Open(_))) {
             // Directories kept open from an earlier sweep go stale when a cgroup is removed and
             // made again under the same name: look it up afresh before calling it gone, and
             // carry nothing over from its namesake.
             let closed = forget_dirs(ctx.dirs);
-            *ctx.dir_budget += closed;
+            *ctx.dirs_open -= closed;
             known.last = None;
             depth = Depth::Full;
             ctx.limits = true;
             ctx.found = 0;
             read = read_files(&mut ctx, &self.layout);
+            if ctx.out_of_fds == Some(true) {
+                return Err(OutOfFds);
+            }
         }
         let Some(mut read) = read else {
             if let Some(gone) = self.known.remove(cgroup) {
-                self.dir_budget += gone.open_dirs();
+                self.dirs_open -= gone.open_dirs();
             }
-            return None;
+            return Ok(None);
         };
         if depth == Depth::Counters {
             if let Some(last) = &known.last {
@@ -356,9 +458,13 @@ impl CgroupFs {
         if full_read_every > 1 {
             known.last = Some(read.clone());
         }
-        Some(read)
+        Ok(Some(read))
     }
 }
+
+/// A read ran out of file descriptors.
+#[derive(Debug)]
+struct OutOfFds;
 
 impl Known {
     fn open_dirs(&self) -> usize {
@@ -485,7 +591,13 @@ pub(crate) struct Ctx<'a> {
     hierarchies: &'a [PathBuf],
     /// This cgroup's directories, by position in `hierarchies`.
     dirs: &'a mut [DirSlot],
-    dir_budget: &'a mut usize,
+    /// Directories kept open by the whole reader, and how many may be.
+    dirs_open: &'a mut usize,
+    dirs_allowed: usize,
+    /// `Some(true)` once an open failed for want of descriptors (reads then stop opening
+    /// directories, and that failure is not counted: the read is made again); `None` on the
+    /// last attempt, where it is counted.
+    out_of_fds: Option<bool>,
     sweep: u64,
     /// Whether to read limit files (`false`: the caller carries them over).
     limits: bool,
@@ -536,14 +648,15 @@ impl Ctx<'_> {
             DirSlot::Missing(sweep) if *sweep == self.sweep => return Location::Absent,
             _ => {}
         }
-        // A capture, or the descriptor budget spent: whole paths.
-        if !self.keep_dirs || *self.dir_budget == 0 {
+        // A capture, the descriptor budget spent, or out of descriptors: whole paths.
+        if !self.keep_dirs || *self.dirs_open >= self.dirs_allowed || self.out_of_fds == Some(true)
+        {
             return Location::ByPath;
         }
         set_path(self.path, dir, self.cgroup, "");
         match Dir::open(self.path) {
             Ok(Some(d)) => {
-                *self.dir_budget -= 1;
+                *self.dirs_open += 1;
                 self.dirs[i] = DirSlot::Open(d);
                 Location::Open(i)
             }
@@ -551,8 +664,13 @@ impl Ctx<'_> {
                 self.dirs[i] = DirSlot::Missing(self.sweep);
                 Location::Absent
             }
-            // Out of descriptors or otherwise refused: read by whole path instead.
-            Err(_) => Location::ByPath,
+            Err(err) => {
+                if out_of_fds(&err) && self.out_of_fds.is_some() {
+                    self.out_of_fds = Some(true);
+                }
+                // Otherwise refused: read by whole path instead.
+                Location::ByPath
+            }
         }
     }
 
@@ -617,6 +735,10 @@ impl Ctx<'_> {
                     self.errors.record(controller, file, self.path, &err);
                 }
                 value
+            }
+            Err(err) if out_of_fds(&err) && self.out_of_fds.is_some() => {
+                self.out_of_fds = Some(true);
+                None
             }
             Err(err) => {
                 set_path(self.path, dir, self.cgroup, file);
@@ -802,6 +924,23 @@ mod tests {
         fs::remove_dir_all(root.join("c")).unwrap();
         assert!(sweep_one(&mut fs, &c).is_none());
         assert!(fs.known.is_empty(), "a gone cgroup is forgotten");
+    }
+
+    #[test]
+    fn kept_directories_follow_the_budget_each_sweep() {
+        let (_dir, mut fs, c) = tree_and_reader(1);
+        sweep_one(&mut fs, &c).unwrap();
+        sweep_one(&mut fs, &c).unwrap();
+        assert_eq!(fs.dirs_open, 1, "kept from the second read on");
+        // As a limit lowered below what is kept: the next sweep gives them back.
+        fs.set_reserved_fds(u64::MAX);
+        let s = sweep_one(&mut fs, &c).unwrap();
+        assert_eq!((fs.dirs_open, fs.known[&c].open_dirs()), (0, 0));
+        assert_eq!(s.memory, Some(1000), "read by whole path");
+        fs.set_reserved_fds(0);
+        sweep_one(&mut fs, &c).unwrap();
+        assert_eq!(fs.dirs_open, 1, "kept again once the budget allows");
+        assert!(fs.errors().counts().is_empty());
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::R
     scanner.set_full_read_every(full_read_every_samples(args.full_read_every, args.interval));
     // Per-CPU usage feeds only the per-CPU series: not read unless they are asked for.
     scanner.set_per_cpu(args.per_cpu);
+    // Kept directories leave room for every connection the server may hold, and the server
+    // holds no more than the limit leaves after that (`connections::connection_cap`).
+    scanner.set_reserved_fds(crate::connections::reader_reserve(args.max_connections));
     // Same layout as the sweeps, so a detail request reads the tree the tick came from.
     let processes = ProcessLister::new(scanner.cgroups().layout().clone(), &roots.proc_root);
     let sockets = runtimes.to_sockets();
@@ -119,9 +122,11 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::R
             },
         );
         let mut sampler_stop = stop_rx.clone();
-        let handle = sampler.spawn(async move {
-            let _ = sampler_stop.wait_for(|stop| *stop).await;
-        });
+        let (handle, sampling) = sampler
+            .spawn(async move {
+                let _ = sampler_stop.wait_for(|stop| *stop).await;
+            })
+            .context("cannot start the sampler thread")?;
         let state = AppState::new(
             handle,
             RenderOptions {
@@ -157,13 +162,17 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::R
             .await
             .context("server task failed")?
             .context("server failed")?;
-        Ok(())
+        Ok(sampling)
     });
-    // Dropping the runtime would wait for every blocking task, and a sweep stuck in the
-    // kernel (a hung filesystem under the cgroup root) never returns: give it a grace, then
-    // exit, which ends that thread with the process.
-    rt.shutdown_timeout(SWEEP_SHUTDOWN_GRACE);
-    served
+    // A sweep stuck in the kernel (a hung filesystem under the cgroup root) never returns:
+    // give a sweep in progress a grace, then exit, which ends its thread with the process.
+    // The same for blocking tasks (process listings, renders) the runtime would wait for.
+    let deadline = std::time::Instant::now() + SWEEP_SHUTDOWN_GRACE;
+    if let Ok(sampling) = &served {
+        sampling.wait(SWEEP_SHUTDOWN_GRACE);
+    }
+    rt.shutdown_timeout(deadline.saturating_duration_since(std::time::Instant::now()));
+    served.map(drop)
 }
 
 /// How long a shutdown waits for a sweep in progress.

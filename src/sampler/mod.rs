@@ -229,9 +229,17 @@ impl Sampler {
         }
     }
 
-    /// Starts ticking every interval on the blocking pool; returns the readers' handle.
-    /// The loop ends when every receiver is dropped or `shutdown` resolves.
-    pub fn spawn(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Handle {
+    /// Starts ticking every interval on a thread of its own; returns the readers' handle and
+    /// the running loop. The loop ends when every receiver is dropped or `shutdown` resolves
+    /// (checked between ticks: a sweep in progress runs to its end). Must be called within a
+    /// tokio runtime, which watches `shutdown`.
+    ///
+    /// Not on tokio's blocking pool: requests use that pool (renders, process lists), and a
+    /// tick waiting behind them for a thread ran late.
+    pub fn spawn(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<(Handle, Running)> {
         let (tx, rx) = watch::channel(None);
         let heartbeat = Heartbeat::new(self.config.interval);
         let handle = Handle {
@@ -240,39 +248,54 @@ impl Sampler {
             heartbeat: heartbeat.clone(),
         };
         let interval = self.config.interval;
-        tokio::spawn(async move {
-            let mut sampler = Some(self);
-            let mut ticker = tokio::time::interval(interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tokio::pin!(shutdown);
-            loop {
-                tokio::select! {
-                    _ = &mut shutdown => break,
-                    _ = ticker.tick() => {}
-                }
-                let Some(mut s) = sampler.take() else { break };
-                // The sweep is synchronous file IO: keep it off the async workers.
-                let joined = tokio::task::spawn_blocking(move || {
-                    let tick = s.sample_once(now_unix_ms());
-                    (s, tick)
-                })
-                .await;
-                match joined {
-                    Ok((s, tick)) => {
-                        sampler = Some(s);
-                        heartbeat.beat();
-                        if tx.send(Some(Arc::new(tick))).is_err() {
-                            break;
-                        }
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let mut sampler = self;
+        std::thread::Builder::new()
+            .name("cgscope-sampler".into())
+            .spawn(move || {
+                // Dropped when the loop ends, however it ends: what `Running::wait` waits for.
+                let _done = done_tx;
+                let mut next = Instant::now();
+                loop {
+                    let wait = next.saturating_duration_since(Instant::now());
+                    // A message, or the sender gone with the runtime: stop.
+                    match stop_rx.recv_timeout(wait) {
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        _ => break,
                     }
-                    Err(err) => {
-                        tracing::error!(%err, "sampler tick failed; stopping the sampler");
+                    let started = Instant::now();
+                    let tick = sampler.sample_once(now_unix_ms());
+                    heartbeat.beat();
+                    if tx.send(Some(Arc::new(tick))).is_err() {
                         break;
                     }
+                    // A late tick delays the next ones rather than bunching them up.
+                    next = started + interval;
                 }
-            }
+            })?;
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(());
         });
-        handle
+        Ok((handle, Running { done: done_rx }))
+    }
+}
+
+/// The sampler's loop, running on its thread.
+#[derive(Debug)]
+pub struct Running {
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+impl Running {
+    /// Waits up to `limit` for the loop to end (a sweep stuck in the kernel never does);
+    /// whether it ended.
+    pub fn wait(&self, limit: Duration) -> bool {
+        matches!(
+            self.done.recv_timeout(limit),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+        )
     }
 }
 
@@ -303,6 +326,53 @@ mod tests {
             .position(|c| c.path.as_str() == name)
             .unwrap_or_else(|| panic!("{name} not in the tick"));
         (&tick.rates[i], tick.first_seen_ms[i])
+    }
+
+    /// With every thread of tokio's blocking pool taken (as by slow requests), ticks are
+    /// still published: the sampler does not wait for that pool.
+    #[test]
+    fn ticks_go_on_while_the_blocking_pool_is_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::write(root.join("cgroup.controllers"), "cpu memory\n").unwrap();
+        cgroup(root, "a", 1);
+        let roots = Roots {
+            cgroup_root: root.to_path_buf(),
+            proc_root: root.join("no-proc"),
+            machine_id_file: None,
+        };
+        let sampler = Sampler::new(
+            Scanner::open(&roots).unwrap(),
+            MetadataStore::new(),
+            SamplerConfig {
+                interval: Duration::from_millis(10),
+                history: Duration::from_secs(1),
+                history_points: 10,
+                filter: CgroupFilter::default(),
+            },
+        );
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        rt.block_on(async move {
+            let held = tokio::task::spawn_blocking(move || released.recv());
+            let (handle, _running) = sampler.spawn(std::future::pending()).unwrap();
+            let mut latest = handle.latest.clone();
+            // A hang limit, not a measure: three ticks take 30 ms.
+            let third = tokio::time::timeout(
+                Duration::from_secs(60),
+                latest.wait_for(|t| t.as_ref().is_some_and(|t| t.seq >= 3)),
+            )
+            .await
+            .is_ok();
+            release.send(()).unwrap();
+            held.await.unwrap().unwrap();
+            assert!(third, "no third tick while the blocking pool was taken");
+        });
     }
 
     #[test]
