@@ -47,6 +47,24 @@ fn possibly_empty_path() -> impl clap::builder::TypedValueParser<Value = PathBuf
     clap::builder::TypedValueParser::map(clap::builder::OsStringValueParser::new(), PathBuf::from)
 }
 
+/// A size: a whole number of bytes with an optional `B`, `KiB`, `MiB` or `GiB`.
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let shift = match &text[digits.len()..] {
+        "" | "B" => 0,
+        "KiB" => 10,
+        "MiB" => 20,
+        "GiB" => 30,
+        unit => return Err(format!("unknown unit {unit:?}: use B, KiB, MiB or GiB")),
+    };
+    let n: u64 = digits
+        .trim()
+        .parse()
+        .map_err(|e| format!("{digits:?} is not a whole number: {e}"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text} is too large"))
+}
+
 impl RootArgs {
     /// The roots as the scanner takes them.
     pub fn to_roots(&self) -> Roots {
@@ -196,6 +214,11 @@ pub struct ServeArgs {
     /// A response write that makes no progress for this long closes its connection.
     #[arg(long, env = "CGSCOPE_WRITE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub write_timeout: std::time::Duration,
+    /// Bytes that cached bodies of earlier ticks, still held by unfinished responses, may take
+    /// (`B`, `KiB`, `MiB`, `GiB`); past it, the connections holding the oldest are closed. The
+    /// current tick's bodies are always allowed; 0 allows only them.
+    #[arg(long, env = "CGSCOPE_STALE_BODY_BUDGET", default_value = "24MiB", value_parser = parse_bytes)]
+    pub stale_body_budget: u64,
     /// Host names a request's `Host` header may give besides IP addresses and `localhost`
     /// (comma-separated; e.g. a Service's DNS name): any other is refused with 403, against
     /// DNS rebinding.
@@ -246,4 +269,21 @@ pub struct TopArgs {
 pub enum TopFormat {
     Table,
     Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_bytes("24MiB"), Ok(24 << 20));
+        assert_eq!(parse_bytes("0"), Ok(0));
+        assert_eq!(parse_bytes("512B"), Ok(512));
+        assert_eq!(parse_bytes("3KiB"), Ok(3072));
+        assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
+        for bad in ["", "MiB", "24MB", "-1", "1.5MiB", "99999999999GiB"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -1,14 +1,17 @@
 //! Transport bounds per connection, below HTTP: a cap on concurrent connections (one past it
 //! is closed at once), also bounded by the open-file limit so sockets never take the cgroup
 //! reader's descriptors, and a write timeout, so a client that stops reading frees its
-//! connection, and the tick body its response holds, instead of pinning them for good.
+//! connection, and the tick body its response holds, instead of pinning them for good. Each
+//! connection also carries an [`Abort`] handle, given to its requests, by which the HTTP layer
+//! can end it from outside; what to end is not decided here.
 
 use axum_server::accept::Accept;
 use futures_util::future::BoxFuture;
+use futures_util::task::AtomicWaker;
 use std::future::Future as _;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -112,21 +115,61 @@ impl LimitAcceptor {
     }
 }
 
+/// Ends one connection from outside: once [`Abort::abort`] is called, every read and write of
+/// its [`Limited`] stream fails with `ConnectionAborted` (a pending one is woken for it), so
+/// hyper closes the connection and drops the response it was sending. Reaches the request
+/// handlers as a request extension.
+#[derive(Debug, Default)]
+pub struct Abort {
+    aborted: AtomicBool,
+    waker: AtomicWaker,
+    /// The latest tick whose body a response of this connection was given (0: none yet).
+    latest_tick: AtomicU64,
+}
+
+impl Abort {
+    pub fn abort(&self) {
+        self.aborted.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    pub fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::Acquire)
+    }
+
+    /// Records that a response of this connection got a body of tick `seq`.
+    pub fn serving(&self, seq: u64) {
+        self.latest_tick.fetch_max(seq, Ordering::AcqRel);
+    }
+
+    /// The latest tick recorded by [`Abort::serving`]: HTTP/1.1 answers in order, so a
+    /// connection given a newer tick's body has sent the older ones.
+    pub fn latest_tick(&self) -> u64 {
+        self.latest_tick.load(Ordering::Acquire)
+    }
+}
+
+/// The per-connection handle as a request extension (cloned into each request).
+#[derive(Debug, Clone)]
+pub struct ConnectionAbort(pub Arc<Abort>);
+
 impl<S: Send + 'static> Accept<TcpStream, S> for LimitAcceptor {
     type Stream = Limited<TcpStream>;
-    type Service = S;
-    type Future = BoxFuture<'static, io::Result<(Self::Stream, S)>>;
+    type Service = axum::middleware::AddExtension<S, ConnectionAbort>;
+    type Future = BoxFuture<'static, io::Result<(Self::Stream, Self::Service)>>;
 
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
         let accepted = if self.slots.take() {
+            let abort = Arc::new(Abort::default());
             Ok((
                 Limited {
                     io: stream,
                     slots: Some(Arc::clone(&self.slots)),
                     write_timeout: self.write_timeout,
                     stalled: None,
+                    abort: Arc::clone(&abort),
                 },
-                service,
+                tower::Layer::layer(&axum::Extension(ConnectionAbort(abort)), service),
             ))
         } else {
             tracing::debug!("connection limit reached; closing a new connection");
@@ -139,7 +182,8 @@ impl<S: Send + 'static> Accept<TcpStream, S> for LimitAcceptor {
 /// A connection counted against the cap until it closes. A write (or flush) that stays
 /// pending for `write_timeout` without any progress fails with `TimedOut`; hyper then closes
 /// the connection and drops the response body. A read while more connections are open than
-/// the cap allows (the limit was lowered) ends the connection instead.
+/// the cap allows (the limit was lowered) ends the connection instead. Once its [`Abort`] is
+/// set, reads and writes fail with `ConnectionAborted`.
 #[derive(Debug)]
 pub struct Limited<IO> {
     io: IO,
@@ -148,9 +192,22 @@ pub struct Limited<IO> {
     write_timeout: Duration,
     /// Since when writes have been pending; cleared by any progress.
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+    abort: Arc<Abort>,
 }
 
 impl<IO> Limited<IO> {
+    /// The error once aborted. Registers the task first, so an abort that comes while a read
+    /// or write is pending wakes it.
+    fn aborted(&self, cx: &mut Context<'_>) -> Option<io::Error> {
+        self.abort.waker.register(cx.waker());
+        self.abort.is_aborted().then(|| {
+            io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "ended to bound the memory that responses of earlier ticks hold",
+            )
+        })
+    }
+
     /// Clears the stall timer on progress; on `Pending`, arms it and fails once it fires.
     fn watch<T>(
         &mut self,
@@ -189,6 +246,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Limited<IO> {
         if self.slots.is_none() {
             return Poll::Ready(Ok(()));
         }
+        if let Some(err) = self.aborted(cx) {
+            return Poll::Ready(Err(err));
+        }
         Pin::new(&mut self.io).poll_read(cx, buf)
     }
 }
@@ -207,6 +267,9 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Limited<IO> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if let Some(err) = self.aborted(cx) {
+            return Poll::Ready(Err(err));
+        }
         let polled = Pin::new(&mut self.io).poll_write(cx, buf);
         self.watch(cx, polled)
     }
@@ -216,6 +279,9 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Limited<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if let Some(err) = self.aborted(cx) {
+            return Poll::Ready(Err(err));
+        }
         let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
         self.watch(cx, polled)
     }
@@ -225,11 +291,17 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Limited<IO> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(err) = self.aborted(cx) {
+            return Poll::Ready(Err(err));
+        }
         let polled = Pin::new(&mut self.io).poll_flush(cx);
         self.watch(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(err) = self.aborted(cx) {
+            return Poll::Ready(Err(err));
+        }
         let polled = Pin::new(&mut self.io).poll_shutdown(cx);
         self.watch(cx, polled)
     }

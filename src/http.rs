@@ -1,7 +1,10 @@
 //! Transport only: maps routes to the exporters over the sampler's latest tick. Every costly
 //! body is rendered once per tick on the blocking pool and shared by every request of that
 //! tick; what cannot be cached (process lists, filtered queries) runs under a small permit.
+//! Bodies of earlier ticks that slow responses still hold are kept within a byte budget by
+//! ending the connections holding the oldest (`stale_bodies`).
 
+use crate::connections::ConnectionAbort;
 use crate::export::api::{self, ContainerQuery, ErrorView, MachineView};
 use crate::export::prometheus::{self, Format, RenderOptions};
 use crate::export::{resource_metrics, summary};
@@ -9,6 +12,7 @@ use crate::model::Tick;
 use crate::process_list::ProcessLister;
 use crate::sampler::Handle;
 use crate::security::{self, Auth, Authenticated};
+use crate::stale_bodies;
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -20,7 +24,7 @@ use bytes::{BufMut as _, Bytes, BytesMut};
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Semaphore};
 
@@ -71,9 +75,91 @@ type Slot = Arc<watch::Sender<Option<Option<CachedBody>>>>;
 struct BodyCache {
     seq: u64,
     slots: HashMap<BodyKind, Slot>,
-    spare: HashMap<BodyKind, BytesMut>,
+    spare: Arc<Mutex<Spare>>,
     /// Renders started, by kind (what proves one render per tick and kind).
     renders: HashMap<&'static str, u64>,
+    /// The cached bodies responses were given, and their connections.
+    given: stale_bodies::Registry<BodyKind>,
+}
+
+/// Buffers of bodies no response holds any more, for the next render of their kind. Only the
+/// kinds the last cached tick was asked for keep one: a request of a rare kind does not pin
+/// its ~3 MB for good. Locked apart from the cache, as a body's buffer comes back whenever
+/// its last reference drops, on any thread, the cache's lock held or not.
+#[derive(Default)]
+struct Spare {
+    /// Buffers of bodies of ticks before this one are freed, not kept.
+    from_seq: u64,
+    bufs: HashMap<BodyKind, BytesMut>,
+}
+
+/// The buffer of a cached body, behind every `Bytes` clone of it: its drop, when the last
+/// response lets go, hands the buffer back to [`Spare`] and ends `_alive`, which tells the
+/// registry of given bodies that it no longer holds memory.
+struct Kept {
+    buf: BytesMut,
+    kind: BodyKind,
+    seq: u64,
+    spare: Arc<Mutex<Spare>>,
+    _alive: Arc<()>,
+}
+
+impl AsRef<[u8]> for Kept {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.seq >= spare.from_seq {
+            spare
+                .bufs
+                .entry(self.kind)
+                .or_insert_with(|| std::mem::take(&mut self.buf));
+        }
+    }
+}
+
+/// `body` with its head in a [`Kept`] buffer of tick `seq`: tracked while alive, and given
+/// back to `spare` when dropped. A head that is not uniquely owned is left as it is.
+fn keep(body: CachedBody, kind: BodyKind, seq: u64, spare: &Arc<Mutex<Spare>>) -> CachedBody {
+    let CachedBody { head, gzip, .. } = body;
+    match head.try_into_mut() {
+        Ok(buf) => {
+            let alive = Arc::new(());
+            let held = Held {
+                alive: Arc::downgrade(&alive),
+                bytes: buf.capacity() as u64,
+            };
+            let kept = Kept {
+                buf,
+                kind,
+                seq,
+                spare: Arc::clone(spare),
+                _alive: alive,
+            };
+            CachedBody {
+                head: Bytes::from_owner(kept),
+                gzip,
+                held: Some(held),
+            }
+        }
+        Err(head) => CachedBody {
+            head,
+            gzip,
+            held: None,
+        },
+    }
+}
+
+/// What a cached body holds and how long: its buffer's capacity, and a token alive as long as
+/// any reference to it.
+#[derive(Debug, Clone)]
+struct Held {
+    alive: Weak<()>,
+    bytes: u64,
 }
 
 /// One tick's body but, for `/metrics`, its per-request tail (the sample age and, for
@@ -88,6 +174,8 @@ struct CachedBody {
     /// For gzip: the CRC-32 and length of the text in `head`, continued over the tail for the
     /// gzip trailer.
     gzip: Option<(crc32fast::Hasher, u64)>,
+    /// For a body of the cache, what it holds; `None` for one made for a single request.
+    held: Option<Held>,
 }
 
 /// The OpenMetrics end marker, written per request after the sample age.
@@ -118,6 +206,9 @@ pub struct AppState {
     uncached: Arc<Semaphore>,
     /// Duration of the previous /metrics request, ns.
     last_scrape_ns: AtomicU64,
+    /// Bytes the bodies of earlier ticks still held by responses may take (see
+    /// [`Limits::stale_body_budget`]).
+    stale_body_budget: AtomicU64,
 }
 
 impl AppState {
@@ -129,7 +220,14 @@ impl AppState {
             cache: Mutex::new(BodyCache::default()),
             uncached: Arc::new(Semaphore::new(UNCACHED_PERMITS)),
             last_scrape_ns: AtomicU64::new(0),
+            stale_body_budget: AtomicU64::new(DEFAULT_STALE_BODY_BUDGET),
         })
+    }
+
+    /// Connections ended so far to keep earlier ticks' bodies within the budget.
+    pub fn stale_body_cuts(&self) -> u64 {
+        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.given.ended()
     }
 }
 
@@ -186,7 +284,14 @@ pub struct Limits {
     /// A response write that makes no progress for this long closes its connection (a client
     /// that stopped reading would otherwise hold it, and its tick's body, for good).
     pub write_timeout: Duration,
+    /// Bytes that cached bodies of earlier ticks, still held by unfinished responses, may
+    /// take; past it, the connections holding the oldest are closed. The current tick's
+    /// bodies are always allowed.
+    pub stale_body_budget: u64,
 }
+
+/// Default of `--stale-body-budget`: two `/metrics` bodies of a 3,000-cgroup node.
+pub const DEFAULT_STALE_BODY_BUDGET: u64 = 24 << 20;
 
 /// Default of `--max-connections`: far more than the few scrapers and browsers of a node, and
 /// with `connections::OTHER_FDS` within the 512 descriptors the reader keeps free at least.
@@ -203,6 +308,7 @@ impl Default for Limits {
             shutdown_grace: Duration::from_secs(10),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             write_timeout: Duration::from_secs(10),
+            stale_body_budget: DEFAULT_STALE_BODY_BUDGET,
         }
     }
 }
@@ -254,6 +360,9 @@ pub async fn serve_secured(
     limits: Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    state
+        .stale_body_budget
+        .store(limits.stale_body_budget, Ordering::Relaxed);
     // The peer address of each connection reaches the handlers (`?processes=true` is for
     // loopback or authenticated clients only).
     let app = router_with(state, auth, &limits)
@@ -410,34 +519,46 @@ enum Uncached {
     Failed,
 }
 
-/// The latest tick's body of `kind`, rendered once per tick on the blocking pool.
-async fn cached(state: &Arc<AppState>, kind: BodyKind) -> Result<CachedBody, Uncached> {
-    let mut rendered = {
+/// The latest tick's body of `kind`, rendered once per tick on the blocking pool. Given to a
+/// response of `connection`, it is recorded against that connection, which may then be ended
+/// once the body is of an earlier tick and over the budget.
+async fn cached(
+    state: &Arc<AppState>,
+    kind: BodyKind,
+    connection: Option<&ConnectionAbort>,
+) -> Result<CachedBody, Uncached> {
+    let (seq, mut rendered) = {
         let mut cache = state.cache.lock().unwrap_or_else(PoisonError::into_inner);
         // Read under the lock, so the cache only ever moves on to a newer tick.
         let tick = state.handle.tick().ok_or(Uncached::NotReady)?;
         if cache.seq != tick.seq {
-            cache.seq = tick.seq;
-            // Only the kinds the last tick was asked for keep a buffer: one request of a rare
-            // kind does not pin its ~3 MB for good.
-            cache.spare.clear();
-            for (kind, slot) in std::mem::take(&mut cache.slots) {
-                let body = slot.borrow().clone().flatten();
-                drop(slot);
-                // Fails while a response still sends it; that buffer is then freed later.
-                if let Some(Ok(buf)) = body.map(|b| b.head.try_into_mut()) {
-                    cache.spare.insert(kind, buf);
-                }
+            let previous = std::mem::replace(&mut cache.seq, tick.seq);
+            {
+                let mut spare = cache.spare.lock().unwrap_or_else(PoisonError::into_inner);
+                spare.bufs.clear();
+                spare.from_seq = previous;
             }
+            // The last tick's buffers come back to `spare` as their last responses end (at
+            // once for those nobody is sending).
+            cache.slots.clear();
         }
         let rendered = match cache.slots.get(&kind) {
             Some(slot) => slot.subscribe(),
             None => {
+                // A new body is what grows memory: first end what holds too many old ones.
+                let budget = state.stale_body_budget.load(Ordering::Relaxed);
+                cache.given.enforce(tick.seq, budget);
                 let (slot, rendered) = watch::channel(None);
                 let slot = Arc::new(slot);
                 cache.slots.insert(kind, Arc::clone(&slot));
                 *cache.renders.entry(kind.as_str()).or_insert(0) += 1;
-                let buf = cache.spare.remove(&kind).unwrap_or_default();
+                let spare = Arc::clone(&cache.spare);
+                let buf = spare
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .bufs
+                    .remove(&kind)
+                    .unwrap_or_default();
                 // Already rendered for a plain scrape of this tick: compress that text.
                 let plain = match kind {
                     BodyKind::Metrics { format, gzip: true } => cache
@@ -455,19 +576,27 @@ async fn cached(state: &Arc<AppState>, kind: BodyKind) -> Result<CachedBody, Unc
                     let body = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         render_kind(&state, &tick, kind, buf, plain)
                     }));
-                    slot.send_replace(Some(body.ok().flatten()));
+                    let body = body.ok().flatten().map(|b| keep(b, kind, tick.seq, &spare));
+                    slot.send_replace(Some(body));
                 });
                 rendered
             }
         };
-        rendered
+        (tick.seq, rendered)
     };
     let body = rendered
         .wait_for(Option::is_some)
         .await
         .ok()
-        .and_then(|b| b.clone().flatten());
-    body.ok_or(Uncached::Failed)
+        .and_then(|b| b.clone().flatten())
+        .ok_or(Uncached::Failed)?;
+    if let (Some(held), Some(ConnectionAbort(connection))) = (&body.held, connection) {
+        let mut cache = state.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache
+            .given
+            .register(seq, kind, held.bytes, &held.alive, connection);
+    }
+    Ok(body)
 }
 
 /// Renders one body of `tick` into `buf`; a gzip `/metrics` body from `plain`, that tick's
@@ -499,6 +628,7 @@ fn render_kind(
             Some(CachedBody {
                 head: buf.freeze(),
                 gzip: None,
+                held: None,
             })
         }
     }
@@ -512,6 +642,7 @@ fn json_body(mut buf: BytesMut, value: &impl serde::Serialize) -> Option<CachedB
     Some(CachedBody {
         head: w.into_inner().freeze(),
         gzip: None,
+        held: None,
     })
 }
 
@@ -611,6 +742,7 @@ fn compress_holding(
     Some(CachedBody {
         head: out.freeze(),
         gzip: Some((head.crc, head.len)),
+        held: None,
     })
 }
 
@@ -651,6 +783,7 @@ fn render(
     Some(CachedBody {
         head: buf.freeze(),
         gzip: None,
+        held: None,
     })
 }
 
@@ -719,11 +852,19 @@ impl http_body::Body for HeadAndTail {
     }
 }
 
-async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+/// The connection a request came on, when served (not when the router is called in-process).
+type Connection = Option<Extension<ConnectionAbort>>;
+
+async fn metrics(
+    State(state): State<Arc<AppState>>,
+    connection: Connection,
+    headers: HeaderMap,
+) -> Response {
     let started = Instant::now();
     let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let gzip = wants_gzip(&headers);
-    let body = match cached(&state, BodyKind::Metrics { format, gzip }).await {
+    let kind = BodyKind::Metrics { format, gzip };
+    let body = match cached(&state, kind, connection.as_deref()).await {
         Ok(body) => body,
         Err(Uncached::NotReady) => return not_ready(),
         Err(Uncached::Failed) => {
@@ -760,9 +901,10 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
 async fn cached_response(
     state: &Arc<AppState>,
     kind: BodyKind,
+    connection: Connection,
     content_type: &'static str,
 ) -> Response {
-    match cached(state, kind).await {
+    match cached(state, kind, connection.as_deref()).await {
         Ok(body) => ([(header::CONTENT_TYPE, content_type)], body.head).into_response(),
         Err(Uncached::NotReady) => not_ready(),
         Err(Uncached::Failed) => error(
@@ -789,8 +931,11 @@ fn busy() -> Response {
 
 /// The kubelet's resource metrics; before the first sample, its answer to a failed stats
 /// provider (the scrape-error gauges at 1) rather than a 503, as metrics-server expects.
-async fn kubelet_resource_metrics(State(state): State<Arc<AppState>>) -> Response {
-    match cached(&state, BodyKind::ResourceMetrics).await {
+async fn kubelet_resource_metrics(
+    State(state): State<Arc<AppState>>,
+    connection: Connection,
+) -> Response {
+    match cached(&state, BodyKind::ResourceMetrics, connection.as_deref()).await {
         Ok(body) => (
             [(header::CONTENT_TYPE, resource_metrics::CONTENT_TYPE)],
             body.head,
@@ -808,8 +953,8 @@ async fn kubelet_resource_metrics(State(state): State<Arc<AppState>>) -> Respons
     }
 }
 
-async fn kubelet_summary(State(state): State<Arc<AppState>>) -> Response {
-    cached_response(&state, BodyKind::Summary, JSON).await
+async fn kubelet_summary(State(state): State<Arc<AppState>>, connection: Connection) -> Response {
+    cached_response(&state, BodyKind::Summary, connection, JSON).await
 }
 
 /// Content-Type of the JSON answers.
@@ -830,6 +975,7 @@ async fn machine(State(state): State<Arc<AppState>>) -> Response {
 
 async fn containers(
     State(state): State<Arc<AppState>>,
+    connection: Connection,
     query: Result<Query<ContainerQuery>, QueryRejection>,
 ) -> Response {
     let Query(query) = match query {
@@ -841,7 +987,7 @@ async fn containers(
         && query.namespace.is_none()
         && query.pod.is_none();
     if unfiltered {
-        return cached_response(&state, BodyKind::Containers, JSON).await;
+        return cached_response(&state, BodyKind::Containers, connection, JSON).await;
     }
     let Some(tick) = state.handle.tick() else {
         return not_ready();
@@ -968,8 +1114,8 @@ async fn container(
     Json(view).into_response()
 }
 
-async fn cgroups(State(state): State<Arc<AppState>>) -> Response {
-    cached_response(&state, BodyKind::Cgroups, JSON).await
+async fn cgroups(State(state): State<Arc<AppState>>, connection: Connection) -> Response {
+    cached_response(&state, BodyKind::Cgroups, connection, JSON).await
 }
 
 #[cfg(test)]

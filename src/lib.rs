@@ -24,3 +24,4 @@ pub mod process_list;
 pub mod sampler;
 pub mod scan;
 pub mod security;
+pub mod stale_bodies;

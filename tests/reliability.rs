@@ -628,6 +628,64 @@ fn clients_that_never_read_are_capped_and_timed_out() {
     }
 }
 
+/// Stalled clients spread over several ticks, under a write timeout far longer than the test:
+/// with `--stale-body-budget 0` (given through the environment, which a server without the
+/// flag ignores), each connection is closed as soon as a newer tick's body is rendered while it
+/// still holds an earlier one (before: all of them held their bodies until the write timeout).
+#[test]
+fn stalled_clients_holding_earlier_ticks_are_cut_by_the_budget() {
+    use std::io::Read as _;
+    let dir = many_cgroups(300);
+    let port = crate::support::host::free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cgscope"));
+    cmd.env("CGSCOPE_STALE_BODY_BUDGET", "0");
+    let server = serve_under(
+        cmd,
+        dir.path(),
+        &format!("127.0.0.1:{port}"),
+        &["--write-timeout", "120s"],
+    );
+    use crate::support::host::wait_for as wait;
+    wait("first sample", Duration::from_secs(30), || {
+        status(port, "/readyz") == Some(200)
+    });
+    let (_, body) = http_get(port, "/metrics", &[]).unwrap();
+    let pid = server.0.id();
+    let idle = open_sockets(pid);
+    let n = (256 << 20) / body.len().max(1);
+    let stalled: Vec<_> = (0..6)
+        .map(|_| {
+            // 200 ms ticks: each client first stalls on a body of another tick.
+            std::thread::sleep(Duration::from_millis(300));
+            stalled_client(port, n)
+        })
+        .collect();
+    // Scrapes render each new tick's body, which is when the budget is enforced.
+    wait(
+        "the budget to close the stalled connections",
+        Duration::from_secs(60),
+        || {
+            let _ = http_get(port, "/metrics", &[]);
+            open_sockets(pid) <= idle
+        },
+    );
+    for mut s in stalled {
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => got += k,
+            }
+        }
+        assert!(
+            got < n * body.len() / 2,
+            "the server closed the connection long before its {n} answers: {got} bytes"
+        );
+    }
+}
+
 /// `curl` of `url` (optionally from `source`): the status and body.
 fn curl(url: &str, source: Option<&str>, host: Option<&str>) -> (u16, String) {
     let mut cmd = Command::new("curl");
@@ -859,6 +917,17 @@ fn read_errors(port: u16) -> Option<f64> {
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Sockets `pid` has open: its listener and connections.
+fn open_sockets(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter(|target| target.to_string_lossy().starts_with("socket:"))
+                .count()
+        })
         .unwrap_or(0)
 }
 

@@ -148,6 +148,7 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::R
             http::Limits {
                 max_connections: args.max_connections,
                 write_timeout: args.write_timeout,
+                stale_body_budget: args.stale_body_budget,
                 ..http::Limits::default()
             },
             async move {

@@ -1,0 +1,196 @@
+//! Which connections to end so that the bodies of earlier ticks still held by responses stay
+//! within a byte budget: the oldest tick's first, the current tick's never. Knows bodies only
+//! by tick, kind, size and liveness token, and connections only by their abort handles; not
+//! how bodies are made or sent.
+
+use crate::connections::Abort;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Weak};
+
+/// One body given to responses: its size, a token that dies with the body's last reference,
+/// and the connections it was given to.
+#[derive(Debug)]
+struct Entry {
+    bytes: u64,
+    alive: Weak<()>,
+    connections: Vec<Arc<Abort>>,
+}
+
+/// The bodies given to responses, by tick and kind `K`, while any reference to them lives.
+#[derive(Debug)]
+pub struct Registry<K> {
+    entries: HashMap<(u64, K), Entry>,
+    /// Connections ended, in all.
+    ended: u64,
+}
+
+impl<K> Default for Registry<K> {
+    fn default() -> Self {
+        Registry {
+            entries: HashMap::new(),
+            ended: 0,
+        }
+    }
+}
+
+impl<K: Copy + Eq + Hash + std::fmt::Debug> Registry<K> {
+    /// Records that `connection` was given the body of tick `seq` and kind `kind`, of `bytes`,
+    /// alive while `alive` can be upgraded.
+    pub fn register(
+        &mut self,
+        seq: u64,
+        kind: K,
+        bytes: u64,
+        alive: &Weak<()>,
+        connection: &Arc<Abort>,
+    ) {
+        connection.serving(seq);
+        let entry = self.entries.entry((seq, kind)).or_insert_with(|| Entry {
+            bytes,
+            alive: Weak::clone(alive),
+            connections: Vec::new(),
+        });
+        // A keep-alive connection asking twice within a tick is one holder.
+        if !entry.connections.iter().any(|c| Arc::ptr_eq(c, connection)) {
+            entry.connections.push(Arc::clone(connection));
+        }
+    }
+
+    /// Forgets the bodies nothing holds any more; then, while the bodies of ticks before
+    /// `current` add up to more than `budget` bytes, ends the connections still sending the
+    /// oldest of them and stops counting it (its memory goes as those connections close).
+    /// Returns how many connections it ended.
+    pub fn enforce(&mut self, current: u64, budget: u64) -> u64 {
+        self.entries.retain(|_, e| e.alive.strong_count() > 0);
+        let mut stale: Vec<(u64, K)> = self
+            .entries
+            .keys()
+            .filter(|(seq, _)| *seq < current)
+            .copied()
+            .collect();
+        stale.sort_unstable_by_key(|(seq, _)| *seq);
+        let mut held: u64 = stale.iter().map(|k| self.entries[k].bytes).sum();
+        let mut ended = 0;
+        for key in stale {
+            if held <= budget {
+                break;
+            }
+            let Some(entry) = self.entries.remove(&key) else {
+                continue;
+            };
+            held -= entry.bytes;
+            // A connection since given a newer tick's body has sent this one (HTTP/1.1 answers
+            // in order): it is not what holds it.
+            for connection in entry.connections {
+                if connection.latest_tick() == key.0 && !connection.is_aborted() {
+                    connection.abort();
+                    ended += 1;
+                    tracing::debug!(
+                        tick = key.0,
+                        body = ?key.1,
+                        bytes = entry.bytes,
+                        current,
+                        budget,
+                        "ending a connection that holds an earlier tick's body over the budget"
+                    );
+                }
+            }
+        }
+        self.ended += ended;
+        ended
+    }
+
+    /// Connections ended by [`Registry::enforce`] so far.
+    pub fn ended(&self) -> u64 {
+        self.ended
+    }
+
+    /// Bytes of the bodies of ticks before `current` counted now (live or not yet pruned).
+    pub fn stale_bytes(&self, current: u64) -> u64 {
+        self.entries
+            .iter()
+            .filter(|((seq, _), _)| *seq < current)
+            .map(|(_, e)| e.bytes)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A live body of `bytes` and the connections given it.
+    struct Body {
+        alive: Arc<()>,
+        connections: Vec<Arc<Abort>>,
+    }
+
+    fn give(registry: &mut Registry<&'static str>, seq: u64, kind: &'static str, n: usize) -> Body {
+        let alive = Arc::new(());
+        let connections: Vec<_> = (0..n).map(|_| Arc::new(Abort::default())).collect();
+        for c in &connections {
+            registry.register(seq, kind, 10, &Arc::downgrade(&alive), c);
+        }
+        Body { alive, connections }
+    }
+
+    fn ended(body: &Body) -> Vec<bool> {
+        body.connections.iter().map(|c| c.is_aborted()).collect()
+    }
+
+    #[test]
+    fn the_oldest_tick_goes_first_and_the_current_one_never() {
+        let mut registry = Registry::default();
+        let t1 = give(&mut registry, 1, "metrics", 2);
+        let t2 = give(&mut registry, 2, "metrics", 1);
+        let t3 = give(&mut registry, 3, "metrics", 1);
+        let now = give(&mut registry, 4, "metrics", 3);
+        // 30 bytes of earlier ticks against 15: ticks 1 and 2 go, 3 fits.
+        assert_eq!(registry.enforce(4, 15), 3);
+        assert_eq!(ended(&t1), [true, true]);
+        assert_eq!(ended(&t2), [true]);
+        assert_eq!(ended(&t3), [false]);
+        assert_eq!(registry.stale_bytes(4), 10);
+        // A budget of 0 keeps the current tick's bodies only, however many hold them.
+        assert_eq!(registry.enforce(4, 0), 1);
+        assert_eq!(ended(&t3), [true]);
+        assert_eq!(ended(&now), [false, false, false]);
+        assert_eq!(registry.ended(), 4);
+    }
+
+    #[test]
+    fn each_body_counts_once_whatever_the_number_of_holders() {
+        let mut registry = Registry::default();
+        let _t1 = give(&mut registry, 1, "metrics", 50);
+        let _t1_json = give(&mut registry, 1, "cgroups", 50);
+        // A keep-alive connection asking twice is one holder.
+        let again = Arc::clone(&_t1.connections[0]);
+        registry.register(1, "metrics", 10, &Arc::downgrade(&_t1.alive), &again);
+        assert_eq!(registry.stale_bytes(2), 20);
+        assert_eq!(registry.enforce(2, 20), 0);
+        assert_eq!(registry.ended(), 0);
+    }
+
+    #[test]
+    fn bodies_nothing_holds_are_forgotten() {
+        let mut registry = Registry::default();
+        let t1 = give(&mut registry, 1, "metrics", 2);
+        let t2 = give(&mut registry, 2, "metrics", 1);
+        drop(t1);
+        assert_eq!(registry.enforce(3, 10), 0);
+        assert_eq!(ended(&t2), [false]);
+        assert_eq!(registry.stale_bytes(3), 10);
+    }
+
+    #[test]
+    fn a_connection_given_a_newer_body_is_not_ended_for_an_older_one() {
+        let mut registry = Registry::default();
+        let t1 = give(&mut registry, 1, "metrics", 2);
+        let moved_on = Arc::clone(&t1.connections[0]);
+        let t2 = Arc::new(());
+        registry.register(2, "metrics", 10, &Arc::downgrade(&t2), &moved_on);
+        assert_eq!(registry.enforce(3, 10), 1);
+        assert_eq!(ended(&t1), [false, true]);
+    }
+}
