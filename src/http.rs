@@ -83,13 +83,17 @@ struct BodyCache {
 }
 
 /// Buffers of bodies no response holds any more, for the next render of their kind. Only the
-/// kinds the last cached tick was asked for keep one: a request of a rare kind does not pin
-/// its ~3 MB for good. Locked apart from the cache, as a body's buffer comes back whenever
-/// its last reference drops, on any thread, the cache's lock held or not.
+/// kinds the last cached tick was asked for keep one, and only until that kind's next render
+/// has started: a request of a rare kind does not pin its ~3 MB for good, and a buffer that
+/// comes back too late to be reused is freed at once. Locked apart from the cache, as a
+/// body's buffer comes back whenever its last reference drops, on any thread, the cache's
+/// lock held or not.
 #[derive(Default)]
 struct Spare {
     /// Buffers of bodies of ticks before this one are freed, not kept.
     from_seq: u64,
+    /// Kinds whose render of the current tick has started (it took its buffer, if any).
+    started: std::collections::HashSet<BodyKind>,
     bufs: HashMap<BodyKind, BytesMut>,
 }
 
@@ -113,7 +117,7 @@ impl AsRef<[u8]> for Kept {
 impl Drop for Kept {
     fn drop(&mut self) {
         let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
-        if self.seq >= spare.from_seq {
+        if self.seq >= spare.from_seq && !spare.started.contains(&self.kind) {
             spare
                 .bufs
                 .entry(self.kind)
@@ -131,7 +135,7 @@ fn keep(body: CachedBody, kind: BodyKind, seq: u64, spare: &Arc<Mutex<Spare>>) -
             let alive = Arc::new(());
             let held = Held {
                 alive: Arc::downgrade(&alive),
-                bytes: buf.capacity() as u64,
+                bytes: buf.len() as u64,
             };
             let kept = Kept {
                 buf,
@@ -154,8 +158,9 @@ fn keep(body: CachedBody, kind: BodyKind, seq: u64, spare: &Arc<Mutex<Spare>>) -
     }
 }
 
-/// What a cached body holds and how long: its buffer's capacity, and a token alive as long as
-/// any reference to it.
+/// What a cached body holds and how long: its length (the pages of its buffer a render
+/// touched, about; the spare capacity of a fresh buffer is not resident), and a token alive as
+/// long as any reference to it.
 #[derive(Debug, Clone)]
 struct Held {
     alive: Weak<()>,
@@ -536,6 +541,7 @@ async fn cached(
             {
                 let mut spare = cache.spare.lock().unwrap_or_else(PoisonError::into_inner);
                 spare.bufs.clear();
+                spare.started.clear();
                 spare.from_seq = previous;
             }
             // The last tick's buffers come back to `spare` as their last responses end (at
@@ -553,12 +559,11 @@ async fn cached(
                 cache.slots.insert(kind, Arc::clone(&slot));
                 *cache.renders.entry(kind.as_str()).or_insert(0) += 1;
                 let spare = Arc::clone(&cache.spare);
-                let buf = spare
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .bufs
-                    .remove(&kind)
-                    .unwrap_or_default();
+                let buf = {
+                    let mut spare = spare.lock().unwrap_or_else(PoisonError::into_inner);
+                    spare.started.insert(kind);
+                    spare.bufs.remove(&kind).unwrap_or_default()
+                };
                 // Already rendered for a plain scrape of this tick: compress that text.
                 let plain = match kind {
                     BodyKind::Metrics { format, gzip: true } => cache
