@@ -797,6 +797,21 @@ fn the_api_keeps_labels_command_lines_and_foreign_hosts_out() {
     assert_eq!(code, 200, "from loopback: {body}");
     let view: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert!(view.get("processes").is_some(), "{view}");
+
+    // Open on a reachable address says so once at startup; on loopback it does not.
+    const OPEN_WARNING: &str = "no authentication on a non-loopback address";
+    let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
+    assert_eq!(log.matches(OPEN_WARNING).count(), 1, "{log}");
+    let local = fixture_copy("v1-docker-host");
+    let local_port = crate::support::host::free_port();
+    let local_server = serve(local.path(), local_port, &[]);
+    crate::support::host::wait_for("first sample", Duration::from_secs(30), || {
+        status(local_port, "/readyz") == Some(200)
+    });
+    drop(local_server);
+    let log = std::fs::read_to_string(local.path().join("serve.log")).unwrap();
+    assert!(log.contains("serving"), "{log}");
+    assert!(!log.contains(OPEN_WARNING), "{log}");
 }
 
 /// Copies directory `from` to `to` (plain files and directories, as fixture trees are).

@@ -97,6 +97,19 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::R
             bearer_tokens = args.bearer_token_file.is_some(),
             "serving"
         );
+        if !addr.ip().is_loopback()
+            && args.bearer_token_file.is_none()
+            && args.client_ca.is_none()
+        {
+            // The default (cAdvisor's port on every address) keeps existing scrape configs
+            // working; say once what it exposes, so it is a choice and not an accident.
+            tracing::warn!(
+                listen = %addr,
+                "no authentication on a non-loopback address: anyone who can reach this port \
+                 reads every container's metrics, names and allowlisted labels (process lists \
+                 stay loopback-only); see README, \"Security model\", for the hardened setup"
+            );
+        }
         for (runtime, socket) in [
             (MetadataSource::Docker, &sockets.docker),
             (MetadataSource::Containerd, &sockets.containerd),
