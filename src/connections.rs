@@ -12,9 +12,9 @@ use std::future::Future as _;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -125,6 +125,15 @@ pub struct Abort {
     waker: AtomicWaker,
     /// The latest tick whose body a response of this connection was given (0: none yet).
     latest_tick: AtomicU64,
+    /// Since when its writes have been pending without progress, as nanoseconds after
+    /// [`epoch`] plus one (0: not stalled).
+    stalled_since: AtomicU64,
+}
+
+/// The instant `stalled_since` counts from.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
 }
 
 impl Abort {
@@ -146,6 +155,29 @@ impl Abort {
     /// connection given a newer tick's body has sent the older ones.
     pub fn latest_tick(&self) -> u64 {
         self.latest_tick.load(Ordering::Acquire)
+    }
+
+    /// How long its writes have been pending without progress (`None`: not stalled). A
+    /// client that reads, however slowly, moves the write on and reads as not stalled.
+    pub fn stalled_for(&self) -> Option<Duration> {
+        match self.stalled_since.load(Ordering::Acquire) {
+            0 => None,
+            since => {
+                let since = epoch() + Duration::from_nanos(since - 1);
+                Some(Instant::now().saturating_duration_since(since))
+            }
+        }
+    }
+
+    /// Marks its writes as pending without progress from now on, or as moving again.
+    pub(crate) fn set_stalled(&self, stalled: bool) {
+        let since = if stalled {
+            let nanos = epoch().elapsed().as_nanos();
+            u64::try_from(nanos).unwrap_or(u64::MAX - 1) + 1
+        } else {
+            0
+        };
+        self.stalled_since.store(since, Ordering::Release);
     }
 }
 
@@ -215,10 +247,15 @@ impl<IO> Limited<IO> {
         polled: Poll<io::Result<T>>,
     ) -> Poll<io::Result<T>> {
         if polled.is_ready() {
-            self.stalled = None;
+            if self.stalled.take().is_some() {
+                self.abort.set_stalled(false);
+            }
             return polled;
         }
         let timeout = self.write_timeout;
+        if self.stalled.is_none() {
+            self.abort.set_stalled(true);
+        }
         let stall = self
             .stalled
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));

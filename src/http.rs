@@ -295,6 +295,11 @@ pub struct Limits {
     pub stale_body_budget: u64,
 }
 
+/// How long a connection's writes must have made no progress before the stale-body budget
+/// ends it ahead of connections still reading: a reader that drains its socket at all moves
+/// its write on well within this.
+const STALL_GRACE: Duration = Duration::from_secs(1);
+
 /// Default of `--stale-body-budget`: two `/metrics` bodies of a 3,000-cgroup node.
 pub const DEFAULT_STALE_BODY_BUDGET: u64 = 24 << 20;
 
@@ -553,7 +558,7 @@ async fn cached(
             None => {
                 // A new body is what grows memory: first end what holds too many old ones.
                 let budget = state.stale_body_budget.load(Ordering::Relaxed);
-                cache.given.enforce(tick.seq, budget);
+                cache.given.enforce(tick.seq, budget, STALL_GRACE);
                 let (slot, rendered) = watch::channel(None);
                 let slot = Arc::new(slot);
                 cache.slots.insert(kind, Arc::clone(&slot));

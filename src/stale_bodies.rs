@@ -7,6 +7,7 @@ use crate::connections::Abort;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 /// One body given to responses: its size, a token that dies with the body's last reference,
 /// and the connections it was given to.
@@ -58,10 +59,13 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Registry<K> {
     }
 
     /// Forgets the bodies nothing holds any more; then, while the bodies of ticks before
-    /// `current` add up to more than `budget` bytes, ends the connections still sending the
-    /// oldest of them and stops counting it (its memory goes as those connections close).
+    /// `current` add up to more than `budget` bytes, ends connections holding them, oldest
+    /// tick first, in two passes: first only the connections whose writes have made no
+    /// progress for `stall_grace` (a body left with no other holder stops counting), then, if
+    /// that is not enough, every holder. So a scraper still reading an earlier tick's body is
+    /// ended only when the stalled ones alone cannot bring the total under the budget.
     /// Returns how many connections it ended.
-    pub fn enforce(&mut self, current: u64, budget: u64) -> u64 {
+    pub fn enforce(&mut self, current: u64, budget: u64, stall_grace: Duration) -> u64 {
         self.entries.retain(|_, e| e.alive.strong_count() > 0);
         let mut stale: Vec<(u64, K)> = self
             .entries
@@ -72,28 +76,42 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Registry<K> {
         stale.sort_unstable_by_key(|(seq, _)| *seq);
         let mut held: u64 = stale.iter().map(|k| self.entries[k].bytes).sum();
         let mut ended = 0;
-        for key in stale {
-            if held <= budget {
-                break;
-            }
-            let Some(entry) = self.entries.remove(&key) else {
-                continue;
-            };
-            held -= entry.bytes;
-            // A connection since given a newer tick's body has sent this one (HTTP/1.1 answers
-            // in order): it is not what holds it.
-            for connection in entry.connections {
-                if connection.latest_tick() == key.0 && !connection.is_aborted() {
+        for stalled_only in [true, false] {
+            for key in &stale {
+                if held <= budget {
+                    break;
+                }
+                let Some(entry) = self.entries.get_mut(key) else {
+                    continue;
+                };
+                // A connection since given a newer tick's body has sent this one (HTTP/1.1
+                // answers in order): it is not what holds it.
+                entry
+                    .connections
+                    .retain(|c| c.latest_tick() == key.0 && !c.is_aborted());
+                let (cut, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut entry.connections)
+                    .into_iter()
+                    .partition(|c| {
+                        !stalled_only || c.stalled_for().is_some_and(|d| d >= stall_grace)
+                    });
+                for connection in &cut {
                     connection.abort();
-                    ended += 1;
                     tracing::debug!(
                         tick = key.0,
                         body = ?key.1,
                         bytes = entry.bytes,
                         current,
                         budget,
+                        stalled = ?connection.stalled_for(),
                         "ending a connection that holds an earlier tick's body over the budget"
                     );
+                }
+                ended += cut.len() as u64;
+                entry.connections = kept;
+                if entry.connections.is_empty() {
+                    // Its memory goes as the ended connections close.
+                    held -= entry.bytes;
+                    self.entries.remove(key);
                 }
             }
         }
@@ -147,13 +165,13 @@ mod tests {
         let t3 = give(&mut registry, 3, "metrics", 1);
         let now = give(&mut registry, 4, "metrics", 3);
         // 30 bytes of earlier ticks against 15: ticks 1 and 2 go, 3 fits.
-        assert_eq!(registry.enforce(4, 15), 3);
+        assert_eq!(registry.enforce(4, 15, Duration::ZERO), 3);
         assert_eq!(ended(&t1), [true, true]);
         assert_eq!(ended(&t2), [true]);
         assert_eq!(ended(&t3), [false]);
         assert_eq!(registry.stale_bytes(4), 10);
         // A budget of 0 keeps the current tick's bodies only, however many hold them.
-        assert_eq!(registry.enforce(4, 0), 1);
+        assert_eq!(registry.enforce(4, 0, Duration::ZERO), 1);
         assert_eq!(ended(&t3), [true]);
         assert_eq!(ended(&now), [false, false, false]);
         assert_eq!(registry.ended(), 4);
@@ -168,7 +186,7 @@ mod tests {
         let again = Arc::clone(&_t1.connections[0]);
         registry.register(1, "metrics", 10, &Arc::downgrade(&_t1.alive), &again);
         assert_eq!(registry.stale_bytes(2), 20);
-        assert_eq!(registry.enforce(2, 20), 0);
+        assert_eq!(registry.enforce(2, 20, Duration::ZERO), 0);
         assert_eq!(registry.ended(), 0);
     }
 
@@ -178,7 +196,7 @@ mod tests {
         let t1 = give(&mut registry, 1, "metrics", 2);
         let t2 = give(&mut registry, 2, "metrics", 1);
         drop(t1);
-        assert_eq!(registry.enforce(3, 10), 0);
+        assert_eq!(registry.enforce(3, 10, Duration::ZERO), 0);
         assert_eq!(ended(&t2), [false]);
         assert_eq!(registry.stale_bytes(3), 10);
     }
@@ -190,7 +208,35 @@ mod tests {
         let moved_on = Arc::clone(&t1.connections[0]);
         let t2 = Arc::new(());
         registry.register(2, "metrics", 10, &Arc::downgrade(&t2), &moved_on);
-        assert_eq!(registry.enforce(3, 10), 1);
+        assert_eq!(registry.enforce(3, 10, Duration::ZERO), 1);
         assert_eq!(ended(&t1), [false, true]);
+    }
+
+    #[test]
+    fn stalled_connections_go_first_whatever_their_tick() {
+        let mut registry = Registry::default();
+        let reading = give(&mut registry, 1, "metrics", 1);
+        let stalled = give(&mut registry, 2, "metrics", 2);
+        for c in &stalled.connections {
+            c.set_stalled(true);
+        }
+        // 20 bytes against 10: ending the stalled holders of tick 2 is enough, so the
+        // connection still reading tick 1 stays.
+        assert_eq!(registry.enforce(3, 10, Duration::ZERO), 2);
+        assert_eq!(ended(&stalled), [true, true]);
+        assert_eq!(ended(&reading), [false]);
+        assert_eq!(registry.stale_bytes(3), 10);
+    }
+
+    #[test]
+    fn a_stall_shorter_than_the_grace_is_not_yet_a_stall() {
+        let mut registry = Registry::default();
+        let reading = give(&mut registry, 1, "metrics", 1);
+        let paused = give(&mut registry, 2, "metrics", 1);
+        paused.connections[0].set_stalled(true);
+        // Nobody has stalled for an hour: the second pass ends the oldest holder.
+        assert_eq!(registry.enforce(3, 10, Duration::from_secs(3600)), 1);
+        assert_eq!(ended(&reading), [true]);
+        assert_eq!(ended(&paused), [false]);
     }
 }
