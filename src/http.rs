@@ -296,8 +296,9 @@ pub struct Limits {
 }
 
 /// How long a connection's writes must have made no progress before the stale-body budget
-/// ends it ahead of connections still reading: a reader that drains its socket at all moves
-/// its write on well within this.
+/// ends it ahead of connections still reading, and how old a body must be before it counts
+/// against the budget: a reader draining its socket at any usual speed moves its write on,
+/// and has sent a tick's body, well within this.
 const STALL_GRACE: Duration = Duration::from_secs(1);
 
 /// Default of `--stale-body-budget`: two `/metrics` bodies of a 3,000-cgroup node.
@@ -558,7 +559,9 @@ async fn cached(
             None => {
                 // A new body is what grows memory: first end what holds too many old ones.
                 let budget = state.stale_body_budget.load(Ordering::Relaxed);
-                cache.given.enforce(tick.seq, budget, STALL_GRACE);
+                cache
+                    .given
+                    .enforce(tick.seq, budget, STALL_GRACE, Instant::now());
                 let (slot, rendered) = watch::channel(None);
                 let slot = Arc::new(slot);
                 cache.slots.insert(kind, Arc::clone(&slot));

@@ -7,7 +7,7 @@ use crate::connections::Abort;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// One body given to responses: its size, a token that dies with the body's last reference,
 /// and the connections it was given to.
@@ -16,6 +16,8 @@ struct Entry {
     bytes: u64,
     alive: Weak<()>,
     connections: Vec<Arc<Abort>>,
+    /// When it was first given to a response.
+    given_at: Instant,
 }
 
 /// The bodies given to responses, by tick and kind `K`, while any reference to them lives.
@@ -51,6 +53,7 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Registry<K> {
             bytes,
             alive: Weak::clone(alive),
             connections: Vec::new(),
+            given_at: Instant::now(),
         });
         // A keep-alive connection asking twice within a tick is one holder.
         if !entry.connections.iter().any(|c| Arc::ptr_eq(c, connection)) {
@@ -59,18 +62,20 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Registry<K> {
     }
 
     /// Forgets the bodies nothing holds any more; then, while the bodies of ticks before
-    /// `current` add up to more than `budget` bytes, ends connections holding them, oldest
-    /// tick first, in two passes: first only the connections whose writes have made no
-    /// progress for `stall_grace` (a body left with no other holder stops counting), then, if
-    /// that is not enough, every holder. So a scraper still reading an earlier tick's body is
-    /// ended only when the stalled ones alone cannot bring the total under the budget.
-    /// Returns how many connections it ended.
-    pub fn enforce(&mut self, current: u64, budget: u64, stall_grace: Duration) -> u64 {
+    /// `current` first given at least `grace` before `now` add up to more than `budget` bytes,
+    /// ends connections holding them, oldest tick first, in two passes: first only the
+    /// connections whose writes have made no progress for `grace` (a body left with no other
+    /// holder stops counting), then, if that is not enough, every holder. A body younger than
+    /// `grace` is not counted: a scraper reading at any usual speed has sent it by then, and a
+    /// client that stopped reading has not yet stalled that long. Returns how many
+    /// connections it ended.
+    pub fn enforce(&mut self, current: u64, budget: u64, grace: Duration, now: Instant) -> u64 {
         self.entries.retain(|_, e| e.alive.strong_count() > 0);
         let mut stale: Vec<(u64, K)> = self
             .entries
             .keys()
             .filter(|(seq, _)| *seq < current)
+            .filter(|key| now.saturating_duration_since(self.entries[*key].given_at) >= grace)
             .copied()
             .collect();
         stale.sort_unstable_by_key(|(seq, _)| *seq);
@@ -91,9 +96,7 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Registry<K> {
                     .retain(|c| c.latest_tick() == key.0 && !c.is_aborted());
                 let (cut, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut entry.connections)
                     .into_iter()
-                    .partition(|c| {
-                        !stalled_only || c.stalled_for().is_some_and(|d| d >= stall_grace)
-                    });
+                    .partition(|c| !stalled_only || c.stalled_for().is_some_and(|d| d >= grace));
                 for connection in &cut {
                     connection.abort();
                     tracing::debug!(
@@ -153,6 +156,11 @@ mod tests {
         Body { alive, connections }
     }
 
+    /// An instant after every body given so far.
+    fn later() -> Instant {
+        Instant::now() + Duration::from_secs(3600)
+    }
+
     fn ended(body: &Body) -> Vec<bool> {
         body.connections.iter().map(|c| c.is_aborted()).collect()
     }
@@ -165,13 +173,13 @@ mod tests {
         let t3 = give(&mut registry, 3, "metrics", 1);
         let now = give(&mut registry, 4, "metrics", 3);
         // 30 bytes of earlier ticks against 15: ticks 1 and 2 go, 3 fits.
-        assert_eq!(registry.enforce(4, 15, Duration::ZERO), 3);
+        assert_eq!(registry.enforce(4, 15, Duration::ZERO, later()), 3);
         assert_eq!(ended(&t1), [true, true]);
         assert_eq!(ended(&t2), [true]);
         assert_eq!(ended(&t3), [false]);
         assert_eq!(registry.stale_bytes(4), 10);
         // A budget of 0 keeps the current tick's bodies only, however many hold them.
-        assert_eq!(registry.enforce(4, 0, Duration::ZERO), 1);
+        assert_eq!(registry.enforce(4, 0, Duration::ZERO, later()), 1);
         assert_eq!(ended(&t3), [true]);
         assert_eq!(ended(&now), [false, false, false]);
         assert_eq!(registry.ended(), 4);
@@ -186,7 +194,7 @@ mod tests {
         let again = Arc::clone(&_t1.connections[0]);
         registry.register(1, "metrics", 10, &Arc::downgrade(&_t1.alive), &again);
         assert_eq!(registry.stale_bytes(2), 20);
-        assert_eq!(registry.enforce(2, 20, Duration::ZERO), 0);
+        assert_eq!(registry.enforce(2, 20, Duration::ZERO, later()), 0);
         assert_eq!(registry.ended(), 0);
     }
 
@@ -196,7 +204,7 @@ mod tests {
         let t1 = give(&mut registry, 1, "metrics", 2);
         let t2 = give(&mut registry, 2, "metrics", 1);
         drop(t1);
-        assert_eq!(registry.enforce(3, 10, Duration::ZERO), 0);
+        assert_eq!(registry.enforce(3, 10, Duration::ZERO, later()), 0);
         assert_eq!(ended(&t2), [false]);
         assert_eq!(registry.stale_bytes(3), 10);
     }
@@ -208,7 +216,7 @@ mod tests {
         let moved_on = Arc::clone(&t1.connections[0]);
         let t2 = Arc::new(());
         registry.register(2, "metrics", 10, &Arc::downgrade(&t2), &moved_on);
-        assert_eq!(registry.enforce(3, 10, Duration::ZERO), 1);
+        assert_eq!(registry.enforce(3, 10, Duration::ZERO, later()), 1);
         assert_eq!(ended(&t1), [false, true]);
     }
 
@@ -222,7 +230,7 @@ mod tests {
         }
         // 20 bytes against 10: ending the stalled holders of tick 2 is enough, so the
         // connection still reading tick 1 stays.
-        assert_eq!(registry.enforce(3, 10, Duration::ZERO), 2);
+        assert_eq!(registry.enforce(3, 10, Duration::ZERO, later()), 2);
         assert_eq!(ended(&stalled), [true, true]);
         assert_eq!(ended(&reading), [false]);
         assert_eq!(registry.stale_bytes(3), 10);
@@ -234,9 +242,25 @@ mod tests {
         let reading = give(&mut registry, 1, "metrics", 1);
         let paused = give(&mut registry, 2, "metrics", 1);
         paused.connections[0].set_stalled(true);
-        // Nobody has stalled for an hour: the second pass ends the oldest holder.
-        assert_eq!(registry.enforce(3, 10, Duration::from_secs(3600)), 1);
+        // Nobody has stalled for the grace: the second pass ends the oldest holder.
+        let grace = Duration::from_secs(60);
+        let now = Instant::now() + grace;
+        assert_eq!(registry.enforce(3, 10, grace, now), 1);
         assert_eq!(ended(&reading), [true]);
         assert_eq!(ended(&paused), [false]);
+    }
+
+    #[test]
+    fn bodies_given_within_the_grace_do_not_count() {
+        let mut registry = Registry::default();
+        let t1 = give(&mut registry, 1, "metrics", 2);
+        let t2 = give(&mut registry, 2, "metrics", 1);
+        assert_eq!(
+            registry.enforce(3, 0, Duration::from_secs(60), Instant::now()),
+            0
+        );
+        assert_eq!(ended(&t1), [false, false]);
+        assert_eq!(ended(&t2), [false]);
+        assert_eq!(registry.enforce(3, 0, Duration::ZERO, Instant::now()), 3);
     }
 }

@@ -653,22 +653,7 @@ fn stalled_clients_holding_earlier_ticks_are_cut_by_the_budget() {
     let pid = server.0.id();
     let idle = open_sockets(pid);
     let n = (256 << 20) / body.len().max(1);
-    let stalled: Vec<_> = (0..6)
-        .map(|_| {
-            // 200 ms ticks: each client first stalls on a body of another tick.
-            std::thread::sleep(Duration::from_millis(300));
-            stalled_client(port, n)
-        })
-        .collect();
-    // Scrapes render each new tick's body, which is when the budget is enforced.
-    wait(
-        "the budget to close the stalled connections",
-        Duration::from_secs(60),
-        || {
-            let _ = http_get(port, "/metrics", &[]);
-            open_sockets(pid) <= idle
-        },
-    );
+    let stalled = stall_and_wait_for_the_budget(port, pid, n, idle);
     for mut s in stalled {
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let mut got = 0usize;
@@ -684,6 +669,122 @@ fn stalled_clients_holding_earlier_ticks_are_cut_by_the_budget() {
             "the server closed the connection long before its {n} answers: {got} bytes"
         );
     }
+}
+
+/// A client that keeps reading, slowly, through bodies of earlier ticks is not what the budget
+/// ends while clients that stopped reading hold other earlier bodies: with a budget of one and
+/// a half bodies, the stalled connections are closed and the reader gets all of its answers
+/// (before the stalled-first rule: the oldest body went first, and that was the reader's).
+#[test]
+fn a_client_still_reading_keeps_its_answers_while_stalled_ones_are_cut() {
+    use std::io::{Read as _, Write as _};
+    let dir = many_cgroups(300);
+    let port = crate::support::host::free_port();
+    // The body's size, from a first server over the same (static) tree.
+    let len = {
+        let _probe = serve(dir.path(), port, &[]);
+        crate::support::host::wait_for("first sample", Duration::from_secs(30), || {
+            status(port, "/readyz") == Some(200)
+        });
+        http_get(port, "/metrics", &[]).unwrap().1.len()
+    };
+    let port = crate::support::host::free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cgscope"));
+    cmd.env("CGSCOPE_STALE_BODY_BUDGET", format!("{}B", len * 3 / 2));
+    let server = serve_under(
+        cmd,
+        dir.path(),
+        &format!("127.0.0.1:{port}"),
+        &["--write-timeout", "120s"],
+    );
+    use crate::support::host::wait_for as wait;
+    wait("first sample", Duration::from_secs(30), || {
+        status(port, "/readyz") == Some(200)
+    });
+    let pid = server.0.id();
+    let idle = open_sockets(pid);
+    // The reader pipelines 8 scrapes and reads them at about 3 MB/s: every 200 ms tick
+    // leaves it holding an earlier body, and its writes move on well within a second.
+    const ANSWERS: usize = 8;
+    let reader = std::thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let request = format!("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+        s.write_all(request.repeat(ANSWERS).as_bytes()).unwrap();
+        let mut raw = Vec::new();
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => raw.extend_from_slice(&buf[..k]),
+            }
+            if complete_answers(&raw) == ANSWERS {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        complete_answers(&raw)
+    });
+    let n = (256 << 20) / len.max(1);
+    let stalled = stall_and_wait_for_the_budget(port, pid, n, idle + 1);
+    assert_eq!(
+        reader.join().unwrap(),
+        ANSWERS,
+        "the reader got every answer in full"
+    );
+    drop(stalled);
+}
+
+/// Six clients, 300 ms apart, each pipelining `n` scrapes and reading nothing (at 200 ms ticks,
+/// each first stalls on a body of another tick); then scrapes, which render each new tick's
+/// body and so enforce the budget, until `pid` has at most `sockets` sockets open.
+fn stall_and_wait_for_the_budget(
+    port: u16,
+    pid: u32,
+    n: usize,
+    sockets: usize,
+) -> Vec<std::net::TcpStream> {
+    let stalled = (0..6)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(300));
+            stalled_client(port, n)
+        })
+        .collect();
+    crate::support::host::wait_for(
+        "the budget to close the stalled connections",
+        Duration::from_secs(60),
+        || {
+            let _ = http_get(port, "/metrics", &[]);
+            open_sockets(pid) <= sockets
+        },
+    );
+    stalled
+}
+
+/// How many whole `200` answers with a `content-length` body `raw` holds, from its start.
+fn complete_answers(raw: &[u8]) -> usize {
+    let mut at = 0;
+    let mut n = 0;
+    while let Some(end) = raw[at..].windows(4).position(|w| w == b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&raw[at..at + end]).to_ascii_lowercase();
+        if !head.starts_with("http/1.1 200") {
+            break;
+        }
+        let Some(len) = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+        else {
+            break;
+        };
+        let next = at + end + 4 + len;
+        if next > raw.len() {
+            break;
+        }
+        n += 1;
+        at = next;
+    }
+    n
 }
 
 /// `curl` of `url` (optionally from `source`): the status and body.
