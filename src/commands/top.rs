@@ -319,7 +319,7 @@ fn fetch(client: &Client, all: bool) -> anyhow::Result<TopSample> {
         cgroup: String,
         kind: String,
         id: Option<String>,
-        name: Option<String>,
+        display_name: String,
         kubernetes: Option<KubernetesNames>,
         stats: CgroupStats,
     }
@@ -354,15 +354,8 @@ fn fetch(client: &Client, all: bool) -> anyhow::Result<TopSample> {
             all || (i.kind == "container" && !i.kubernetes.as_ref().is_some_and(|k| k.sandbox))
         })
         .map(|i| {
-            let id = i.id.clone().unwrap_or_default();
-            let name = top::display_name(
-                &i.kind,
-                &id,
-                i.name.as_deref(),
-                i.kubernetes.as_ref(),
-                &i.cgroup,
-            );
-            top::entry_of(i.cgroup, id, name, &i.stats)
+            let id = i.id.unwrap_or_default();
+            top::entry_of(i.cgroup, id, i.display_name, &i.stats)
         })
         .collect();
     Ok(TopSample {

@@ -2,7 +2,7 @@
 //! model can change without breaking clients. Pure functions over a tick.
 
 use crate::model::container::PathIdentity;
-use crate::model::metadata::KubernetesNames;
+use crate::model::metadata::{display_name, CgroupIdentity, KubernetesNames};
 use crate::model::{
     CgroupSample, CgroupStats, HistoryPoint, MachineInfo, ProcessList, Rates, RuntimeStatus, Tick,
 };
@@ -30,7 +30,11 @@ pub struct CgroupView<'a> {
     pub kind: &'static str,
     pub runtime: Option<&'static str>,
     pub id: Option<&'a str>,
+    /// The name a runtime gave a container, or a pod-level cgroup's pod name.
     pub name: Option<&'a str>,
+    /// The name to show: `namespace/pod/container` in Kubernetes, else the runtime's name,
+    /// the container id or the cgroup path (`model::metadata::display_name`).
+    pub display_name: String,
     pub image: Option<&'a str>,
     pub labels: Option<Labels<'a>>,
     pub kubernetes: Option<&'a KubernetesNames>,
@@ -97,19 +101,14 @@ pub fn cgroup_view(tick: &Tick, i: usize) -> Option<CgroupView<'_>> {
         kind,
         runtime,
         id,
-        name: meta.and_then(|m| m.name.as_deref()).or_else(|| {
-            identity
-                .and_then(|i| i.pod_names.as_ref())
-                .and_then(|p| p.pod.as_deref())
-        }),
+        name: identity.and_then(CgroupIdentity::given_name),
+        display_name: display_name(identity, &s.path),
         image: meta.and_then(|m| m.image.as_deref()),
         labels: meta.map(|m| Labels {
             all: &m.labels,
             allow: None,
         }),
-        kubernetes: meta
-            .and_then(|m| m.kubernetes.as_ref())
-            .or_else(|| identity.and_then(|i| i.pod_names.as_ref())),
+        kubernetes: identity.and_then(CgroupIdentity::kubernetes),
         pod_uid: pod.map(|p| p.uid.as_str()),
         qos: pod.map(|p| p.qos.as_str()),
         first_seen_unix_ms: tick.first_seen_ms.get(i).copied().unwrap_or(0),

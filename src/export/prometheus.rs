@@ -77,28 +77,24 @@ pub fn label_name(key: &str) -> String {
 /// `id`, `image`, `name`, `container`, `namespace`, `pod`, plus the allowlisted runtime
 /// labels: rendered once per cgroup.
 fn base_labels(sample: &CgroupSample, allowlist: &[String], out: &mut String) {
-    use crate::model::container::PathIdentity;
+    use crate::model::metadata::CgroupIdentity;
     let identity = sample.identity.as_ref();
     let meta = identity.and_then(|i| i.metadata.as_deref());
-    let (name, image) = match (identity.map(|i| &i.path), meta) {
-        (Some(PathIdentity::Container(c)), m) => (
-            m.and_then(|m| m.name.as_deref()).unwrap_or(c.id.as_str()),
-            m.and_then(|m| m.image.as_deref()).unwrap_or(""),
-        ),
-        _ => ("", ""),
+    let name = identity.and_then(CgroupIdentity::container_name);
+    let image = match name {
+        Some(_) => meta.and_then(|m| m.image.as_deref()),
+        None => None,
     };
     out.push_str("id=\"");
     escape_label_value(out, sample.path.as_str());
     out.push_str("\",image=\"");
-    escape_label_value(out, image);
+    escape_label_value(out, image.unwrap_or(""));
     out.push_str("\",name=\"");
-    escape_label_value(out, name);
+    escape_label_value(out, name.unwrap_or(""));
     out.push('"');
     // Always written, empty outside Kubernetes, as the kubelet does: a scrape with
     // `honor_labels: true` would otherwise fill them from the target's own labels.
-    let k8s = meta
-        .and_then(|m| m.kubernetes.as_ref())
-        .or_else(|| identity.and_then(|i| i.pod_names.as_ref()));
+    let k8s = identity.and_then(CgroupIdentity::kubernetes);
     for (label, value) in [
         ("container", k8s.and_then(|k| k.container.as_deref())),
         ("namespace", k8s.and_then(|k| k.namespace.as_deref())),
