@@ -5,9 +5,10 @@
 
 use crate::cli::{RuntimeArgs, TopArgs, TopFormat};
 use crate::export::top::{self, TopEntry, TopRow, TopSample};
-use crate::identity::watch::{check_sockets, resync_once, watch};
+use crate::identity::sources::check_sockets;
+use crate::identity::watch::{resync_once, spawn_watchers};
 use crate::identity::MetadataStore;
-use crate::model::metadata::{KubernetesNames, MetadataSource};
+use crate::model::metadata::KubernetesNames;
 use crate::model::CgroupStats;
 use crate::sampler::filter::CgroupFilter;
 use crate::sampler::{Sampler, SamplerConfig};
@@ -92,19 +93,7 @@ fn local_sampler(roots: &Roots, runtimes: &RuntimeArgs, args: &TopArgs) -> anyho
     // A busy node's dockerd can take seconds to list and inspect: without the names,
     // `top NAME` would say there is no such container.
     rt.block_on(resync_once(&sockets, &store, Duration::from_secs(10)));
-    for (runtime, socket) in [
-        (MetadataSource::Docker, sockets.docker.clone()),
-        (MetadataSource::Containerd, sockets.containerd.clone()),
-    ] {
-        if let Some(socket) = socket {
-            rt.spawn(watch(
-                runtime,
-                socket,
-                store.clone(),
-                Duration::from_secs(60),
-            ));
-        }
-    }
+    spawn_watchers(rt.handle(), &sockets, &store, Duration::from_secs(60));
     // The runtime lives as long as the process; `top` exits by leaving `run`.
     std::mem::forget(rt);
     Ok(Sampler::new(

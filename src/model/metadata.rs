@@ -4,22 +4,9 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The runtime API a record came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MetadataSource {
-    Docker,
-    Containerd,
-}
-
-impl MetadataSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MetadataSource::Docker => "docker",
-            MetadataSource::Containerd => "containerd",
-        }
-    }
-}
+/// The runtime whose API a record came from: the one runtime enum, under the name the
+/// recordings and benches use.
+pub type MetadataSource = super::container::Runtime;
 
 /// One container as its runtime describes it. Label keys and values are kept byte-exact
 /// (unicode, quotes, newlines); exporters make them safe for their format.
@@ -288,6 +275,6 @@ mod display_name_tests {
 /// One runtime answer as recorded by `cgscope capture`, replayed by tests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedMeta {
-    pub source: MetadataSource,
+    pub source: super::container::Runtime,
     pub container: ContainerMeta,
 }

@@ -50,7 +50,7 @@ impl HistoryPoint {
 /// A runtime's connection state at tick time.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuntimeStatus {
-    /// `docker` or `containerd`.
+    /// The runtime's name (`Runtime::as_str`), one per client cgscope has.
     pub runtime: &'static str,
     pub connected: bool,
     /// API calls made since start.
