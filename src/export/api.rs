@@ -83,7 +83,8 @@ impl<'a> CgroupView<'a> {
 /// Builds the view of cgroup `i` of a tick, with every label ([`CgroupView::only_labels`]
 /// narrows them).
 pub fn cgroup_view(tick: &Tick, i: usize) -> Option<CgroupView<'_>> {
-    let s = tick.snapshot.cgroups.get(i)?;
+    let row = tick.row(i)?;
+    let s = row.sample;
     let identity = s.identity.as_ref();
     let meta = identity.and_then(|id| id.metadata.as_deref());
     let (kind, runtime, id, pod) = match identity.map(|i| &i.path) {
@@ -111,11 +112,11 @@ pub fn cgroup_view(tick: &Tick, i: usize) -> Option<CgroupView<'_>> {
         kubernetes: identity.and_then(CgroupIdentity::kubernetes),
         pod_uid: pod.map(|p| p.uid.as_str()),
         qos: pod.map(|p| p.qos.as_str()),
-        first_seen_unix_ms: tick.first_seen_ms.get(i).copied().unwrap_or(0),
+        first_seen_unix_ms: row.first_seen_ms,
         started_unix_s: meta.and_then(|m| m.started_unix_s),
         created_unix_s: meta.and_then(|m| m.created_unix_s),
         stats: &s.stats,
-        rates: tick.rates.get(i)?,
+        rates: row.rates,
         history: None,
         processes: None,
     })

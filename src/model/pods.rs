@@ -223,18 +223,7 @@ mod tests {
         cgroups.sort_by(|a, b| a.path.cmp(&b.path));
         Snapshot {
             taken_at_unix_ms: 0,
-            machine: MachineInfo {
-                logical_cores: None,
-                physical_cores: None,
-                sockets: None,
-                memory_total_bytes: None,
-                swap_total_bytes: None,
-                kernel_version: None,
-                boot_id: None,
-                machine_id: None,
-                hostname: None,
-                cgroup_layout: CgroupVersion::V1,
-            },
+            machine: MachineInfo::unknown(CgroupVersion::V1),
             system_cpu_usage_ns: None,
             host: Default::default(),
             cgroups,
