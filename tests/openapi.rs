@@ -3,6 +3,7 @@
 //! document gives for that path, status and media type, and schemathesis fuzzes the live
 //! server with every check it has.
 
+use crate::support::fixtures::{recorded_runtime, roots_of};
 use crate::support::{fixtures_dir, require};
 use cgscope::export::prometheus::RenderOptions;
 use cgscope::http::{serve, AppState, OPENAPI};
@@ -32,26 +33,14 @@ impl Server {
     /// Serves the fixture scenario `dir` (cgroup and proc roots plus its recorded runtime
     /// answers), sampling every 100 ms; returns once `/readyz` says ready.
     fn scenario(dir: &Path) -> Server {
-        let id = dir.join("machine-id");
-        Server::roots(
-            Roots {
-                cgroup_root: dir.join("cgroup"),
-                proc_root: dir.join("proc"),
-                machine_id_file: id.exists().then_some(id),
-            },
-            &dir.join("runtime.json"),
-        )
+        Server::roots(roots_of(dir), recorded_runtime(dir))
     }
 
-    /// Serves `roots` (with the runtime answers recorded in `recorded`, if it exists), sampling
-    /// every 100 ms; returns once `/readyz` says ready.
-    fn roots(roots: Roots, recorded: &Path) -> Server {
+    /// Serves `roots` with the runtime answers in `store`, sampling every 100 ms; returns
+    /// once `/readyz` says ready.
+    fn roots(roots: Roots, store: MetadataStore) -> Server {
         let scanner = Scanner::open(&roots).unwrap();
         let processes = ProcessLister::open(&roots.cgroup_root, &roots.proc_root).unwrap();
-        let store = MetadataStore::new();
-        if recorded.exists() {
-            store.load(serde_json::from_str(&std::fs::read_to_string(recorded).unwrap()).unwrap());
-        }
         let config = SamplerConfig {
             interval: Duration::from_millis(100),
             history: Duration::from_secs(60),
@@ -637,7 +626,7 @@ fn a_real_process_list_matches_the_openapi_document() {
             proc_root: "/proc".into(),
             machine_id_file: None,
         },
-        &dir.path().join("no-runtime.json"),
+        MetadataStore::new(),
     );
     let mut doc = Doc::load();
     let target = format!("{CONTAINERS}/app?processes=true");

@@ -3,6 +3,7 @@
 //! ServiceMonitors match the Prometheus Operator's CRD schema; every query of the Grafana
 //! dashboard returns data from a real Prometheus scraping cgscope through those relabelings.
 
+use crate::support::host::IMAGE;
 use crate::support::host::{
     container_id, ok, pod_uid, run, seed, splitmix, wait_for, Cleanup, PodContainer,
 };
@@ -15,8 +16,6 @@ use crate::support::{is_root, require};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
-
-const IMAGE: &str = "cgscope-test/busybox:latest";
 
 /// Each kustomization under deploy/ and the daemonset.yaml variant it must equal:
 /// (directory, `#tls| ` lines on, `#mtls| ` lines on).

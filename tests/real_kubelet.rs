@@ -6,6 +6,7 @@
 //! own, never the host's), plus a Docker `--network container:` pair. The PromQL the
 //! dashboards run must give the kernel's numbers: CPU once, network once per namespace.
 
+use crate::support::host::IMAGE;
 use crate::support::host::{container_id, ok, pod_uid, run, seed, splitmix, wait_for, Cleanup};
 use crate::support::live::{
     assert_promtool_clean, cgroup_u64, get, now_unix, on_path, only_value, query,
@@ -15,8 +16,6 @@ use crate::support::{is_root, require};
 use serde_json::Value;
 use std::process::Command;
 use std::time::Duration;
-
-const IMAGE: &str = "cgscope-test/busybox:latest";
 
 /// Network namespaces made by the test (`ip netns add`), deleted on drop; the veth pair
 /// between them goes with them.

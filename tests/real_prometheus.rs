@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::support::host::IMAGE;
 use crate::support::host::{
     container_id, ok, pod_uid, run, seed, splitmix, wait_for, Cleanup, PodContainer,
 };
@@ -16,8 +17,6 @@ use crate::support::{in_ci, is_root, require};
 use serde_json::Value;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const IMAGE: &str = "cgscope-test/busybox:latest";
 
 /// The two tests measure CPU shares and RSS: run one at a time even when the harness runs
 /// tests in parallel, so wrk's load does not eat the busy loop's core.

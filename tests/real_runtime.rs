@@ -5,8 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::support::host::{engines_available, IMAGE};
 use crate::support::host::{run, unique, wait_for, Cleanup};
-use crate::support::{is_root, require};
 use cgscope::identity::sources::{check_sockets, RuntimeSockets};
 use cgscope::identity::watch::{resync_once, watch};
 use cgscope::identity::{identify_snapshot, MetadataStore};
@@ -20,23 +20,6 @@ use std::time::{Duration, Instant};
 
 const DOCKER_SOCKET: &str = "/var/run/docker.sock";
 const CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
-const IMAGE: &str = "cgscope-test/busybox:latest";
-
-fn engines_available() -> bool {
-    let ok = |cmd: &str, args: &[&str]| {
-        Command::new(cmd)
-            .args(args)
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    };
-    require(
-        is_root()
-            && ok("docker", &["image", "inspect", IMAGE])
-            && ok("ctr", &["-n", "k8s.io", "image", "ls"]),
-        "root, a running dockerd and containerd with the test image (bash .ci/setup)",
-    )
-}
 
 fn sockets() -> RuntimeSockets {
     RuntimeSockets(vec![

@@ -2,44 +2,10 @@
 //! and its snapshot JSON must equal `expected/snapshot.json`. Also proves that
 //! `capture` of a tree replays to the very same snapshot.
 
+use crate::support::fixtures::{recorded_runtime, roots_of, scenarios};
 use crate::support::{assert_golden, fixtures_dir};
 use cgscope::export::snapshot_json;
-use cgscope::identity::MetadataStore;
-use cgscope::scan::{Roots, Scanner};
-use std::path::Path;
-
-fn roots_of(dir: &Path) -> Roots {
-    let id = dir.join("machine-id");
-    Roots {
-        cgroup_root: dir.join("cgroup"),
-        proc_root: dir.join("proc"),
-        machine_id_file: id.exists().then_some(id),
-    }
-}
-
-fn scenarios() -> Vec<std::path::PathBuf> {
-    let mut dirs: Vec<_> = std::fs::read_dir(fixtures_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("cgroup").is_dir())
-        .collect();
-    dirs.sort();
-    assert!(
-        dirs.len() >= 3,
-        "expected at least the v1, v2 and hybrid scenarios"
-    );
-    dirs
-}
-
-/// The runtime answers recorded with the capture, when there are any.
-fn recorded_runtime(dir: &Path) -> MetadataStore {
-    let store = MetadataStore::new();
-    let file = dir.join("runtime.json");
-    if file.exists() {
-        store.load(serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap());
-    }
-    store
-}
+use cgscope::scan::Scanner;
 
 #[test]
 fn every_scenario_matches_its_golden_snapshot() {

@@ -5,9 +5,11 @@
 
 pub mod certs;
 pub mod exposition;
+pub mod fixtures;
 pub mod host;
 pub mod live;
 pub mod manifests;
+pub mod parsers;
 
 use std::path::{Path, PathBuf};
 
