@@ -101,16 +101,28 @@ fn layouts_are_detected_from_plain_directories() {
 fn a_missing_cgroup_root_is_one_clear_error_with_the_os_reason_once() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nonexistent");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cgscope"))
-        .arg("--cgroup-root")
-        .arg(&missing)
-        .arg("snapshot")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(out.stdout.is_empty(), "nothing but the error is printed");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&missing.display().to_string()), "{err}");
-    assert!(err.contains("--cgroup-root"), "says what to do: {err}");
-    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+    let capture_dir = dir.path().join("capture");
+    let commands: [&[&std::ffi::OsStr]; 3] = [
+        &["snapshot".as_ref()],
+        &["top".as_ref(), "--no-stream".as_ref()],
+        &["capture".as_ref(), capture_dir.as_os_str()],
+    ];
+    for args in commands {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cgscope"))
+            .arg("--cgroup-root")
+            .arg(&missing)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        assert!(out.stdout.is_empty(), "nothing but the error is printed");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            err.matches(&missing.display().to_string()).count(),
+            1,
+            "{args:?} names the root once: {err}"
+        );
+        assert!(err.contains("--cgroup-root"), "says what to do: {err}");
+        assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+    }
 }

@@ -75,12 +75,9 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &TopArgs) -> anyhow::Res
 }
 
 fn local_sampler(roots: &Roots, runtimes: &RuntimeArgs, args: &TopArgs) -> anyhow::Result<Sampler> {
-    let scanner = Scanner::open(roots).with_context(|| {
-        format!(
-            "cannot read cgroups under {}: run as root, or point --cgroup-root at a mounted cgroup tree",
-            roots.cgroup_root.display()
-        )
-    })?;
+    // The reader's error names the root, the OS reason and the fix: one context, as every
+    // command gives it.
+    let scanner = Scanner::open(roots).context("cannot start the cgroup reader")?;
     let store = MetadataStore::new();
     let sockets = runtimes.to_sockets();
     check_sockets(&sockets)?;
