@@ -71,13 +71,19 @@ pub fn unique(prefix: &str) -> String {
 /// The image every engine test runs: busybox imported by `.ci/setup` (nothing is pulled).
 pub const IMAGE: &str = "cgscope-test/busybox:latest";
 
-/// True when real Docker and containerd with the test image are here (fails under CI=true
-/// when they are not, rather than skipping).
+/// True when this is root with a running dockerd holding the test image and a running
+/// containerd (what `bash .ci/setup` gives).
+pub fn engines_ready() -> bool {
+    super::is_root()
+        && ok("docker", &["image", "inspect", IMAGE])
+        && ok("ctr", &["-n", "k8s.io", "image", "ls"])
+}
+
+/// [`engines_ready`], through `require`: under CI=true their absence fails the test rather
+/// than skipping it.
 pub fn engines_available() -> bool {
     super::require(
-        super::is_root()
-            && ok("docker", &["image", "inspect", IMAGE])
-            && ok("ctr", &["-n", "k8s.io", "image", "ls"]),
+        engines_ready(),
         "root, a running dockerd and containerd with the test image (bash .ci/setup)",
     )
 }
