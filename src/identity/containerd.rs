@@ -64,7 +64,7 @@ impl RuntimeClient for ContainerdClient {
         help: "containerd API socket; an empty value disables containerd metadata",
     };
 
-    /// Connects to the socket within [`CALL_TIMEOUT`], with pings every [`PING_INTERVAL`].
+    /// Connects to the socket within `CALL_TIMEOUT`, with pings every `PING_INTERVAL`.
     async fn connect(socket: &Path, store: &MetadataStore) -> Result<Self, RuntimeError> {
         let channel = timed("connect", async {
             super::containerd_api::connect(socket, CALL_TIMEOUT, PING_INTERVAL)

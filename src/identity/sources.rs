@@ -1,6 +1,6 @@
 //! The runtime plug-in point: what every runtime client does (connect, list and inspect into
 //! the store, follow events) and the one list of runtimes cgscope asks. Adding a runtime API
-//! is one file implementing [`RuntimeClient`] and one line in [`SOURCES`].
+//! is one file implementing [`RuntimeClient`], its `mod` line and one line in [`SOURCES`].
 
 use super::containerd::ContainerdClient;
 use super::docker::DockerClient;
