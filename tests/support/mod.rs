@@ -10,6 +10,7 @@ pub mod host;
 pub mod live;
 pub mod manifests;
 pub mod parsers;
+pub mod server;
 
 use std::path::{Path, PathBuf};
 
