@@ -1,7 +1,8 @@
 //! Command-line flags, exactly as typed (clap derive). Every flag can also be set from the
 //! environment (`CGSCOPE_*`). The only module that knows about argv and env.
 
-use crate::identity::watch::RuntimeSockets;
+use crate::identity::sources::{RuntimeSockets, SOURCES};
+use crate::model::container::Runtime;
 use crate::scan::Roots;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -80,24 +81,8 @@ impl RootArgs {
 /// Where container metadata comes from.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RuntimeArgs {
-    /// Docker Engine API socket; an empty value disables Docker metadata.
-    #[arg(
-        long,
-        global = true,
-        env = "CGSCOPE_DOCKER_SOCKET",
-        default_value = "/var/run/docker.sock",
-        value_parser = possibly_empty_path()
-    )]
-    pub docker_socket: PathBuf,
-    /// containerd API socket; an empty value disables containerd metadata.
-    #[arg(
-        long,
-        global = true,
-        env = "CGSCOPE_CONTAINERD_SOCKET",
-        default_value = "/run/containerd/containerd.sock",
-        value_parser = possibly_empty_path()
-    )]
-    pub containerd_socket: PathBuf,
+    #[command(flatten)]
+    pub sockets: SocketArgs,
     /// Replay runtime answers recorded by `cgscope capture` (DIR/runtime.json) instead of
     /// asking the runtimes; for fixtures and bug reports.
     #[arg(long, global = true, env = "CGSCOPE_RUNTIME_REPLAY")]
@@ -110,11 +95,59 @@ impl RuntimeArgs {
         if self.runtime_replay.is_some() {
             return RuntimeSockets::default();
         }
-        let some = |p: &PathBuf| (!p.as_os_str().is_empty()).then(|| p.clone());
-        RuntimeSockets {
-            docker: some(&self.docker_socket),
-            containerd: some(&self.containerd_socket),
-        }
+        RuntimeSockets(
+            self.sockets
+                .0
+                .iter()
+                .filter(|(_, p)| !p.as_os_str().is_empty())
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
+/// One `--<runtime>-socket` flag (and `CGSCOPE_<RUNTIME>_SOCKET`) per runtime of
+/// `identity::sources::SOURCES`; an empty value disables that runtime.
+#[derive(Debug, Clone, Default)]
+pub struct SocketArgs(pub Vec<(Runtime, PathBuf)>);
+
+impl clap::FromArgMatches for SocketArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Ok(SocketArgs(
+            SOURCES
+                .iter()
+                .map(|s| {
+                    let path = matches.get_one::<PathBuf>(s.socket.flag).cloned();
+                    (s.runtime, path.unwrap_or_default())
+                })
+                .collect(),
+        ))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for SocketArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        SOURCES.iter().fold(cmd, |cmd, s| {
+            cmd.arg(
+                clap::Arg::new(s.socket.flag)
+                    .long(s.socket.flag)
+                    .value_name(s.socket.env.trim_start_matches("CGSCOPE_"))
+                    .global(true)
+                    .env(s.socket.env)
+                    .default_value(s.socket.default_path)
+                    .value_parser(possibly_empty_path())
+                    .help(s.socket.help),
+            )
+        })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
     }
 }
 

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support::host::{free_port, ok, run, seed, splitmix};
+use crate::support::live::curl;
 use crate::support::manifests::{
     assert_checkov_clean, assert_kubernetes_valid, documents, has_python_yaml, manifest_text, repo,
     variant,
@@ -573,23 +574,6 @@ fn docker_run_plan(
         memory_limit,
         cpu_limit,
     }
-}
-
-/// curl: (HTTP status, body, exit code). Status 0 when no HTTP answer came back.
-fn curl(url: &str, extra: &[&str]) -> (u16, String, i32) {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"])
-        .args(extra)
-        .arg(url)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (
-        code.trim().parse().unwrap_or(0),
-        body.to_owned(),
-        out.status.code().unwrap_or(-1),
-    )
 }
 
 fn logs(name: &str) -> String {

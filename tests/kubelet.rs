@@ -4,6 +4,7 @@
 //! and checked against the kernel's own files for the same containers.
 
 use crate::metrics::{assert_promtool_accepts, readme_table, scenarios, tick_of};
+use crate::support::host::IMAGE;
 use crate::support::host::{ctr_task_pid, ok, run, seed, splitmix, wait_for, Cleanup, CtrPod};
 use crate::support::{assert_golden, fixtures_dir, is_root, require};
 use cgscope::export::{resource_metrics, summary};
@@ -13,7 +14,6 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const IMAGE: &str = "cgscope-test/busybox:latest";
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// The stats/v1alpha1 schema, compiled.

@@ -7,13 +7,7 @@ use crate::support::{assert_golden, fixtures_dir, in_ci, require};
 use cgscope::export::api;
 use cgscope::export::families;
 use cgscope::export::prometheus::{self, Format, RenderOptions};
-use cgscope::identity::MetadataStore;
-use cgscope::model::Tick;
-use cgscope::sampler::filter::CgroupFilter;
-use cgscope::sampler::{Sampler, SamplerConfig};
-use cgscope::scan::{Roots, Scanner};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
 /// Self-metrics whose values change from run to run, left out of golden files by name.
 const VOLATILE_FAMILIES: &[&str] = &[
@@ -21,37 +15,7 @@ const VOLATILE_FAMILIES: &[&str] = &[
     "cgscope_scrape_duration_seconds",
 ];
 
-pub fn scenarios() -> Vec<PathBuf> {
-    let mut dirs: Vec<_> = std::fs::read_dir(fixtures_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("cgroup").is_dir())
-        .collect();
-    dirs.sort();
-    dirs
-}
-
-/// One sampler tick of a scenario at time 0, with its recorded runtime answers.
-pub fn tick_of(dir: &Path) -> Tick {
-    let id = dir.join("machine-id");
-    let roots = Roots {
-        cgroup_root: dir.join("cgroup"),
-        proc_root: dir.join("proc"),
-        machine_id_file: id.exists().then_some(id),
-    };
-    let store = MetadataStore::new();
-    let recorded = dir.join("runtime.json");
-    if recorded.exists() {
-        store.load(serde_json::from_str(&std::fs::read_to_string(recorded).unwrap()).unwrap());
-    }
-    let config = SamplerConfig {
-        interval: Duration::from_secs(1),
-        history: Duration::from_secs(120),
-        history_points: 600,
-        filter: CgroupFilter::default(),
-    };
-    Sampler::new(Scanner::open(&roots).unwrap(), store, config).sample_once(0)
-}
+pub use crate::support::fixtures::{scenarios, tick_of};
 
 fn options(allowlist: &[&str]) -> RenderOptions {
     RenderOptions {

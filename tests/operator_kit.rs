@@ -6,17 +6,16 @@
 use crate::support::host::{
     container_id, ok, pod_uid, run, seed, splitmix, wait_for, Cleanup, PodContainer,
 };
+use crate::support::host::{engines_ready, IMAGE};
 use crate::support::live::{on_path, only_value, query, start_cgscope_with, start_prometheus_with};
 use crate::support::manifests::{
     assert_checkov_clean, assert_kubernetes_valid, documents, has_python_yaml, manifest_text, repo,
     variant,
 };
-use crate::support::{is_root, require};
+use crate::support::require;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
-
-const IMAGE: &str = "cgscope-test/busybox:latest";
 
 /// Each kustomization under deploy/ and the daemonset.yaml variant it must equal:
 /// (directory, `#tls| ` lines on, `#mtls| ` lines on).
@@ -462,12 +461,7 @@ fn value_of(series: &Value) -> f64 {
 #[test]
 fn every_dashboard_query_returns_data_through_the_service_monitor() {
     if !require(
-        is_root()
-            && ok("docker", &["image", "inspect", IMAGE])
-            && ok("ctr", &["-n", "k8s.io", "image", "ls"])
-            && on_path("prometheus")
-            && on_path("curl")
-            && has_python_yaml(),
+        engines_ready() && on_path("prometheus") && on_path("curl") && has_python_yaml(),
         "root, dockerd and containerd with the test image, prometheus, curl and python3 with \
          PyYAML (bash .ci/setup)",
     ) {

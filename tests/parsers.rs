@@ -2,39 +2,16 @@
 //! well-formed input round-trips to the exact values written. Also feeds garbage through
 //! the whole reader: a garbled file degrades one field, is counted, and never panics.
 
+use crate::support::parsers;
 use cgscope::cgroupfs::format;
 use cgscope::cgroupfs::CgroupFs;
 use cgscope::model::CgroupPath;
-use cgscope::proc::processes;
 use procfs_core::FromRead;
 use proptest::prelude::*;
 
+/// Every parser of ours, plus the /proc/<pid>/net/dev parser we borrow from procfs-core.
 fn every_parser(bytes: &[u8]) {
-    let _ = format::single_u64(bytes);
-    let _ = format::single_limit(bytes);
-    let _ = format::v1_memory_limit(bytes);
-    let _ = format::signed_limit(bytes);
-    let _ = format::cpu_max(bytes);
-    let _ = format::u64_list(bytes);
-    let _ = format::count_lines(bytes);
-    let _ = format::flat_keyed(bytes).count();
-    for line in format::lines(bytes) {
-        let _ = format::device_number(line);
-        let _ = format::io_stat_line(line);
-        let _ = format::blkio_line(line);
-        let _ = format::psi_line(line);
-    }
-    let _ = cgscope::cgroupfs::parse_procs(bytes, 8);
-    let _ = cgscope::proc::parse_partitions(bytes);
-    // The per-process files of `?processes=true`.
-    let _ = processes::parse_stat(bytes);
-    let _ = processes::parse_status_rss_bytes(bytes);
-    let _ = processes::parse_cmdline(bytes, 64);
-    let _ = processes::parse_btime(bytes);
-    // The /proc parser we borrow from procfs-core must not panic on odd input either.
-    let _ = cgscope::proc::parse_meminfo(bytes);
-    let _ = cgscope::proc::parse_namespace_link(bytes);
-    let _ = cgscope::proc::parse_cpuinfo_topology(bytes);
+    parsers::every_parser(bytes);
     let _ = procfs_core::net::InterfaceDeviceStatus::from_read(bytes);
 }
 

@@ -6,17 +6,16 @@
 //! own, never the host's), plus a Docker `--network container:` pair. The PromQL the
 //! dashboards run must give the kernel's numbers: CPU once, network once per namespace.
 
-use crate::support::host::{container_id, ok, pod_uid, run, seed, splitmix, wait_for, Cleanup};
+use crate::support::host::{container_id, pod_uid, run, seed, splitmix, wait_for, Cleanup};
+use crate::support::host::{engines_ready, IMAGE};
 use crate::support::live::{
     assert_promtool_clean, cgroup_u64, get, now_unix, on_path, only_value, query,
     start_cgscope_with, start_prometheus_with,
 };
-use crate::support::{is_root, require};
+use crate::support::require;
 use serde_json::Value;
 use std::process::Command;
 use std::time::Duration;
-
-const IMAGE: &str = "cgscope-test/busybox:latest";
 
 /// Network namespaces made by the test (`ip netns add`), deleted on drop; the veth pair
 /// between them goes with them.
@@ -134,9 +133,7 @@ fn value_where(result: &[Value], label: &str, value: &str) -> Option<f64> {
 #[test]
 fn kube_prometheus_rules_over_cgscope_show_the_kernels_numbers() {
     if !require(
-        is_root()
-            && ok("docker", &["image", "inspect", IMAGE])
-            && ok("ctr", &["-n", "k8s.io", "image", "ls"])
+        engines_ready()
             && on_path("prometheus")
             && on_path("promtool")
             && on_path("curl")

@@ -6,18 +6,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support::host::{
-    container_id, ok, pod_uid, run, seed, splitmix, wait_for, Cleanup, PodContainer,
+    container_id, pod_uid, run, seed, splitmix, wait_for, Cleanup, PodContainer,
 };
+use crate::support::host::{engines_ready, IMAGE};
 use crate::support::live::{
     assert_promtool_clean, cgroup_u64, get, now_unix, on_path, only_value, query,
     start_cgscope_with, start_prometheus,
 };
-use crate::support::{in_ci, is_root, require};
+use crate::support::{in_ci, require};
 use serde_json::Value;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const IMAGE: &str = "cgscope-test/busybox:latest";
 
 /// The two tests measure CPU shares and RSS: run one at a time even when the harness runs
 /// tests in parallel, so wrk's load does not eat the busy loop's core.
@@ -30,12 +29,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 #[test]
 fn a_real_prometheus_scrapes_cgscope_and_promql_sees_the_containers() {
     if !require(
-        is_root()
-            && ok("docker", &["image", "inspect", IMAGE])
-            && ok("ctr", &["-n", "k8s.io", "image", "ls"])
-            && on_path("prometheus")
-            && on_path("promtool")
-            && on_path("curl"),
+        engines_ready() && on_path("prometheus") && on_path("promtool") && on_path("curl"),
         "root, dockerd and containerd with the test image, prometheus, promtool and curl \
          (bash .ci/setup)",
     ) {

@@ -5,12 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::support::host::{engines_available, IMAGE};
 use crate::support::host::{run, unique, wait_for, Cleanup};
-use crate::support::{is_root, require};
-use cgscope::identity::watch::{resync_once, watch, RuntimeSockets};
+use cgscope::identity::sources::{check_sockets, RuntimeSockets};
+use cgscope::identity::watch::{resync_once, watch};
 use cgscope::identity::{identify_snapshot, MetadataStore};
 use cgscope::model::container::PathIdentity;
-use cgscope::model::metadata::MetadataSource;
+use cgscope::model::container::Runtime;
 use cgscope::model::Snapshot;
 use cgscope::scan::{Roots, Scanner};
 use std::path::{Path, PathBuf};
@@ -19,29 +20,12 @@ use std::time::{Duration, Instant};
 
 const DOCKER_SOCKET: &str = "/var/run/docker.sock";
 const CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
-const IMAGE: &str = "cgscope-test/busybox:latest";
-
-fn engines_available() -> bool {
-    let ok = |cmd: &str, args: &[&str]| {
-        Command::new(cmd)
-            .args(args)
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    };
-    require(
-        is_root()
-            && ok("docker", &["image", "inspect", IMAGE])
-            && ok("ctr", &["-n", "k8s.io", "image", "ls"]),
-        "root, a running dockerd and containerd with the test image (bash .ci/setup)",
-    )
-}
 
 fn sockets() -> RuntimeSockets {
-    RuntimeSockets {
-        docker: Some(PathBuf::from(DOCKER_SOCKET)),
-        containerd: Some(PathBuf::from(CONTAINERD_SOCKET)),
-    }
+    RuntimeSockets(vec![
+        (Runtime::Docker, PathBuf::from(DOCKER_SOCKET)),
+        (Runtime::Containerd, PathBuf::from(CONTAINERD_SOCKET)),
+    ])
 }
 
 fn host_snapshot(store: &MetadataStore) -> Snapshot {
@@ -227,18 +211,18 @@ fn the_watcher_follows_events_survives_a_dockerd_restart_and_makes_no_calls_per_
     // A long resync interval, so every change below must come from events.
     let resync = Duration::from_secs(300);
     rt.spawn(watch(
-        MetadataSource::Docker,
+        Runtime::Docker,
         DOCKER_SOCKET.into(),
         store.clone(),
         resync,
     ));
     rt.spawn(watch(
-        MetadataSource::Containerd,
+        Runtime::Containerd,
         CONTAINERD_SOCKET.into(),
         store.clone(),
         resync,
     ));
-    let docker = || store.source(MetadataSource::Docker);
+    let docker = || store.source(Runtime::Docker);
     wait_for("docker connected", Duration::from_secs(10), || {
         docker().connected()
     });
@@ -271,7 +255,7 @@ fn the_watcher_follows_events_survives_a_dockerd_restart_and_makes_no_calls_per_
 
     // Steady state: identifying cgroups tick after tick asks no runtime anything.
     std::thread::sleep(Duration::from_millis(500));
-    let calls_before = docker().api_calls() + store.source(MetadataSource::Containerd).api_calls();
+    let calls_before = docker().api_calls() + store.source(Runtime::Containerd).api_calls();
     for _ in 0..20 {
         let snapshot = host_snapshot(&store);
         assert!(snapshot
@@ -279,7 +263,7 @@ fn the_watcher_follows_events_survives_a_dockerd_restart_and_makes_no_calls_per_
             .iter()
             .any(|c| c.path.as_str() == format!("/docker/{id}")));
     }
-    let calls_after = docker().api_calls() + store.source(MetadataSource::Containerd).api_calls();
+    let calls_after = docker().api_calls() + store.source(Runtime::Containerd).api_calls();
     assert_eq!(calls_before, calls_after, "20 ticks made runtime API calls");
 
     // dockerd goes away: no crash, the state says so, cgroups are still reported.
@@ -324,7 +308,7 @@ fn the_watcher_follows_events_survives_a_dockerd_restart_and_makes_no_calls_per_
     wait_for(
         "the removed container to be forgotten",
         Duration::from_secs(5),
-        || store.get_from(MetadataSource::Docker, &id).is_none(),
+        || store.get_from(Runtime::Docker, &id).is_none(),
     );
     rt.shutdown_background();
 }
@@ -332,20 +316,15 @@ fn the_watcher_follows_events_survives_a_dockerd_restart_and_makes_no_calls_per_
 #[test]
 fn a_socket_path_that_is_not_a_socket_is_refused_at_startup() {
     let file = tempfile::NamedTempFile::new().unwrap();
-    let sockets = RuntimeSockets {
-        docker: Some(file.path().to_path_buf()),
-        containerd: None,
-    };
-    let err = cgscope::identity::watch::check_sockets(&sockets)
-        .unwrap_err()
-        .to_string();
+    let sockets = RuntimeSockets(vec![(Runtime::Docker, file.path().to_path_buf())]);
+    let err = check_sockets(&sockets).unwrap_err().to_string();
     assert!(err.contains("not a unix socket"), "{err}");
-    let absent = RuntimeSockets {
-        docker: Some(Path::new("/nonexistent/docker.sock").to_path_buf()),
-        containerd: None,
-    };
+    let absent = RuntimeSockets(vec![(
+        Runtime::Docker,
+        Path::new("/nonexistent/docker.sock").to_path_buf(),
+    )]);
     assert!(
-        cgscope::identity::watch::check_sockets(&absent).is_ok(),
+        check_sockets(&absent).is_ok(),
         "absent runtimes may come later"
     );
 }

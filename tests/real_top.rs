@@ -5,15 +5,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::support::host::{engines_available, free_port, IMAGE};
 use crate::support::host::{ok, run, seed, unique, wait_for, Cleanup, PodContainer};
-use crate::support::{is_root, require};
+use crate::support::require;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const IMAGE: &str = "cgscope-test/busybox:latest";
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -58,15 +58,6 @@ impl Drop for BlkioAccounting {
             let _ = std::fs::remove_dir(dir);
         }
     }
-}
-
-fn engines_available() -> bool {
-    require(
-        is_root()
-            && ok("docker", &["image", "inspect", IMAGE])
-            && ok("ctr", &["-n", "k8s.io", "image", "ls"]),
-        "root, a running dockerd and containerd with the test image (bash .ci/setup)",
-    )
 }
 
 /// The cgscope binary with no `CGSCOPE_*` variable of the caller's environment leaking in
@@ -785,15 +776,6 @@ fn kubernetes_containerd_containers_appear_with_namespace_pod_container_names() 
     assert!(stderr.contains("no-such-container"), "stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "stderr: {stderr}");
     assert!(out.stdout.is_empty(), "stdout: {}", text(&out.stdout));
-}
-
-/// A port that was free a moment ago (the listener is dropped before anyone binds it).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

@@ -2,44 +2,10 @@
 //! and its snapshot JSON must equal `expected/snapshot.json`. Also proves that
 //! `capture` of a tree replays to the very same snapshot.
 
+use crate::support::fixtures::{recorded_runtime, roots_of, scenarios};
 use crate::support::{assert_golden, fixtures_dir};
 use cgscope::export::snapshot_json;
-use cgscope::identity::MetadataStore;
-use cgscope::scan::{Roots, Scanner};
-use std::path::Path;
-
-fn roots_of(dir: &Path) -> Roots {
-    let id = dir.join("machine-id");
-    Roots {
-        cgroup_root: dir.join("cgroup"),
-        proc_root: dir.join("proc"),
-        machine_id_file: id.exists().then_some(id),
-    }
-}
-
-fn scenarios() -> Vec<std::path::PathBuf> {
-    let mut dirs: Vec<_> = std::fs::read_dir(fixtures_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("cgroup").is_dir())
-        .collect();
-    dirs.sort();
-    assert!(
-        dirs.len() >= 3,
-        "expected at least the v1, v2 and hybrid scenarios"
-    );
-    dirs
-}
-
-/// The runtime answers recorded with the capture, when there are any.
-fn recorded_runtime(dir: &Path) -> MetadataStore {
-    let store = MetadataStore::new();
-    let file = dir.join("runtime.json");
-    if file.exists() {
-        store.load(serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap());
-    }
-    store
-}
+use cgscope::scan::Scanner;
 
 #[test]
 fn every_scenario_matches_its_golden_snapshot() {
@@ -135,16 +101,28 @@ fn layouts_are_detected_from_plain_directories() {
 fn a_missing_cgroup_root_is_one_clear_error_with_the_os_reason_once() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nonexistent");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cgscope"))
-        .arg("--cgroup-root")
-        .arg(&missing)
-        .arg("snapshot")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(out.stdout.is_empty(), "nothing but the error is printed");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&missing.display().to_string()), "{err}");
-    assert!(err.contains("--cgroup-root"), "says what to do: {err}");
-    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+    let capture_dir = dir.path().join("capture");
+    let commands: [&[&std::ffi::OsStr]; 3] = [
+        &["snapshot".as_ref()],
+        &["top".as_ref(), "--no-stream".as_ref()],
+        &["capture".as_ref(), capture_dir.as_os_str()],
+    ];
+    for args in commands {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cgscope"))
+            .arg("--cgroup-root")
+            .arg(&missing)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        assert!(out.stdout.is_empty(), "nothing but the error is printed");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            err.matches(&missing.display().to_string()).count(),
+            1,
+            "{args:?} names the root once: {err}"
+        );
+        assert!(err.contains("--cgroup-root"), "says what to do: {err}");
+        assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+    }
 }

@@ -12,6 +12,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::support::host::IMAGE;
 use crate::support::host::{free_port, ok, run};
 use crate::support::{is_root, require};
 use serde_json::{json, Value};
@@ -21,7 +22,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const IMAGE: &str = "cgscope-test/busybox:latest";
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "chromedriver";
 /// The key WebDriver names element references by.

@@ -2,7 +2,8 @@
 //! (bounded in time), or a recorded `runtime.json` when replaying a capture.
 
 use crate::cli::RuntimeArgs;
-use crate::identity::watch::{check_sockets, resync_once};
+use crate::identity::sources::check_sockets;
+use crate::identity::watch::resync_once;
 use crate::identity::MetadataStore;
 use crate::model::metadata::RecordedMeta;
 use anyhow::Context;

@@ -4,9 +4,9 @@
 use crate::cli::{RuntimeArgs, ServeArgs};
 use crate::export::prometheus::RenderOptions;
 use crate::http::{self, AppState};
-use crate::identity::watch::{check_sockets, watch};
+use crate::identity::sources::check_sockets;
+use crate::identity::watch::spawn_watchers;
 use crate::identity::MetadataStore;
-use crate::model::metadata::MetadataSource;
 use crate::process_list::ProcessLister;
 use crate::sampler::filter::CgroupFilter;
 use crate::sampler::{Sampler, SamplerConfig};
@@ -80,7 +80,11 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::R
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
-        let scheme = if args.tls_cert.is_some() { "https" } else { "http" };
+        let scheme = if args.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let ui_host = if addr.ip().is_unspecified() {
             format!("localhost:{}", addr.port())
         } else {
@@ -90,16 +94,13 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::R
             listen = %addr,
             ui = %format!("{scheme}://{ui_host}/"),
             cgroup_layout = %layout,
-            docker = %sockets.docker.as_ref().map_or("off".into(), |p| p.display().to_string()),
-            containerd = %sockets.containerd.as_ref().map_or("off".into(), |p| p.display().to_string()),
+            runtimes = %sockets,
             tls = args.tls_cert.is_some(),
             client_certs = args.client_ca.is_some(),
             bearer_tokens = args.bearer_token_file.is_some(),
             "serving"
         );
-        if !addr.ip().is_loopback()
-            && args.bearer_token_file.is_none()
-            && args.client_ca.is_none()
+        if !addr.ip().is_loopback() && args.bearer_token_file.is_none() && args.client_ca.is_none()
         {
             // The default (cAdvisor's port on every address) keeps existing scrape configs
             // working; say once what it exposes, so it is a choice and not an accident.
@@ -110,19 +111,12 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::R
                  stay loopback-only); see README, \"Security model\", for the hardened setup"
             );
         }
-        for (runtime, socket) in [
-            (MetadataSource::Docker, &sockets.docker),
-            (MetadataSource::Containerd, &sockets.containerd),
-        ] {
-            if let Some(socket) = socket {
-                tokio::spawn(watch(
-                    runtime,
-                    socket.clone(),
-                    store.clone(),
-                    args.runtime_resync,
-                ));
-            }
-        }
+        spawn_watchers(
+            &tokio::runtime::Handle::current(),
+            &sockets,
+            &store,
+            args.runtime_resync,
+        );
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let sampler = Sampler::new(
             scanner,

@@ -5,9 +5,10 @@
 
 use crate::cli::{RuntimeArgs, TopArgs, TopFormat};
 use crate::export::top::{self, TopEntry, TopRow, TopSample};
-use crate::identity::watch::{check_sockets, resync_once, watch};
+use crate::identity::sources::check_sockets;
+use crate::identity::watch::{resync_once, spawn_watchers};
 use crate::identity::MetadataStore;
-use crate::model::metadata::{KubernetesNames, MetadataSource};
+use crate::model::metadata::KubernetesNames;
 use crate::model::CgroupStats;
 use crate::sampler::filter::CgroupFilter;
 use crate::sampler::{Sampler, SamplerConfig};
@@ -74,12 +75,9 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &TopArgs) -> anyhow::Res
 }
 
 fn local_sampler(roots: &Roots, runtimes: &RuntimeArgs, args: &TopArgs) -> anyhow::Result<Sampler> {
-    let scanner = Scanner::open(roots).with_context(|| {
-        format!(
-            "cannot read cgroups under {}: run as root, or point --cgroup-root at a mounted cgroup tree",
-            roots.cgroup_root.display()
-        )
-    })?;
+    // The reader's error names the root, the OS reason and the fix: one context, as every
+    // command gives it.
+    let scanner = Scanner::open(roots).context("cannot start the cgroup reader")?;
     let store = MetadataStore::new();
     let sockets = runtimes.to_sockets();
     check_sockets(&sockets)?;
@@ -92,19 +90,7 @@ fn local_sampler(roots: &Roots, runtimes: &RuntimeArgs, args: &TopArgs) -> anyho
     // A busy node's dockerd can take seconds to list and inspect: without the names,
     // `top NAME` would say there is no such container.
     rt.block_on(resync_once(&sockets, &store, Duration::from_secs(10)));
-    for (runtime, socket) in [
-        (MetadataSource::Docker, sockets.docker.clone()),
-        (MetadataSource::Containerd, sockets.containerd.clone()),
-    ] {
-        if let Some(socket) = socket {
-            rt.spawn(watch(
-                runtime,
-                socket,
-                store.clone(),
-                Duration::from_secs(60),
-            ));
-        }
-    }
+    spawn_watchers(rt.handle(), &sockets, &store, Duration::from_secs(60));
     // The runtime lives as long as the process; `top` exits by leaving `run`.
     std::mem::forget(rt);
     Ok(Sampler::new(
@@ -319,7 +305,7 @@ fn fetch(client: &Client, all: bool) -> anyhow::Result<TopSample> {
         cgroup: String,
         kind: String,
         id: Option<String>,
-        name: Option<String>,
+        display_name: String,
         kubernetes: Option<KubernetesNames>,
         stats: CgroupStats,
     }
@@ -354,15 +340,8 @@ fn fetch(client: &Client, all: bool) -> anyhow::Result<TopSample> {
             all || (i.kind == "container" && !i.kubernetes.as_ref().is_some_and(|k| k.sandbox))
         })
         .map(|i| {
-            let id = i.id.clone().unwrap_or_default();
-            let name = top::display_name(
-                &i.kind,
-                &id,
-                i.name.as_deref(),
-                i.kubernetes.as_ref(),
-                &i.cgroup,
-            );
-            top::entry_of(i.cgroup, id, name, &i.stats)
+            let id = i.id.unwrap_or_default();
+            top::entry_of(i.cgroup, id, i.display_name, &i.stats)
         })
         .collect();
     Ok(TopSample {

@@ -2,7 +2,7 @@
 //! model can change without breaking clients. Pure functions over a tick.
 
 use crate::model::container::PathIdentity;
-use crate::model::metadata::KubernetesNames;
+use crate::model::metadata::{display_name, CgroupIdentity, KubernetesNames};
 use crate::model::{
     CgroupSample, CgroupStats, HistoryPoint, MachineInfo, ProcessList, Rates, RuntimeStatus, Tick,
 };
@@ -30,7 +30,11 @@ pub struct CgroupView<'a> {
     pub kind: &'static str,
     pub runtime: Option<&'static str>,
     pub id: Option<&'a str>,
+    /// The name a runtime gave a container, or a pod-level cgroup's pod name.
     pub name: Option<&'a str>,
+    /// The name to show: `namespace/pod/container` in Kubernetes, else the runtime's name,
+    /// the container id or the cgroup path (`model::metadata::display_name`).
+    pub display_name: String,
     pub image: Option<&'a str>,
     pub labels: Option<Labels<'a>>,
     pub kubernetes: Option<&'a KubernetesNames>,
@@ -79,7 +83,8 @@ impl<'a> CgroupView<'a> {
 /// Builds the view of cgroup `i` of a tick, with every label ([`CgroupView::only_labels`]
 /// narrows them).
 pub fn cgroup_view(tick: &Tick, i: usize) -> Option<CgroupView<'_>> {
-    let s = tick.snapshot.cgroups.get(i)?;
+    let row = tick.row(i)?;
+    let s = row.sample;
     let identity = s.identity.as_ref();
     let meta = identity.and_then(|id| id.metadata.as_deref());
     let (kind, runtime, id, pod) = match identity.map(|i| &i.path) {
@@ -97,26 +102,21 @@ pub fn cgroup_view(tick: &Tick, i: usize) -> Option<CgroupView<'_>> {
         kind,
         runtime,
         id,
-        name: meta.and_then(|m| m.name.as_deref()).or_else(|| {
-            identity
-                .and_then(|i| i.pod_names.as_ref())
-                .and_then(|p| p.pod.as_deref())
-        }),
+        name: identity.and_then(CgroupIdentity::given_name),
+        display_name: display_name(identity, &s.path),
         image: meta.and_then(|m| m.image.as_deref()),
         labels: meta.map(|m| Labels {
             all: &m.labels,
             allow: None,
         }),
-        kubernetes: meta
-            .and_then(|m| m.kubernetes.as_ref())
-            .or_else(|| identity.and_then(|i| i.pod_names.as_ref())),
+        kubernetes: identity.and_then(CgroupIdentity::kubernetes),
         pod_uid: pod.map(|p| p.uid.as_str()),
         qos: pod.map(|p| p.qos.as_str()),
-        first_seen_unix_ms: tick.first_seen_ms.get(i).copied().unwrap_or(0),
+        first_seen_unix_ms: row.first_seen_ms,
         started_unix_s: meta.and_then(|m| m.started_unix_s),
         created_unix_s: meta.and_then(|m| m.created_unix_s),
         stats: &s.stats,
-        rates: tick.rates.get(i)?,
+        rates: row.rates,
         history: None,
         processes: None,
     })

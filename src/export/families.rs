@@ -2,20 +2,14 @@
 //! to read the value from the model. Names, types, units and labels are cAdvisor's wherever
 //! the meaning is the same; README's metric table is checked against this list by a test.
 
-use super::prometheus::{Emitter, RenderOptions};
-use crate::model::{CgroupSample, Tick};
-
-/// Prometheus metric type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Counter,
-    Gauge,
-}
+pub use super::exposition::Kind;
+use super::exposition::{Emitter, RenderOptions};
+use crate::model::{CgroupRow, CgroupSample, Tick};
 
 /// Per-cgroup families get each cgroup in turn (with its label set); node families once.
 #[derive(Clone, Copy)]
 pub enum Scope {
-    Cgroup(fn(&mut Emitter<'_>, &CgroupSample, &Tick, usize)),
+    Cgroup(fn(&mut Emitter<'_>, &CgroupRow<'_>, &Tick)),
     Node(fn(&mut Emitter<'_>, &Tick, &RenderOptions)),
 }
 
@@ -46,7 +40,8 @@ macro_rules! cgroup_family {
             name: $name,
             help: $help,
             kind: Kind::$kind,
-            scope: Scope::Cgroup(|$e: &mut Emitter<'_>, $s: &CgroupSample, $t: &Tick, $i: usize| {
+            scope: Scope::Cgroup(|$e: &mut Emitter<'_>, $i: &CgroupRow<'_>, $t: &Tick| {
+                let $s: &CgroupSample = $i.sample;
                 let _ = (&$s, &$t, &$i);
                 $body
             }),
@@ -86,11 +81,15 @@ fn device_label(d: &crate::model::IoDeviceStats) -> String {
 }
 
 /// Start time: the runtime's start (or creation) time, else when cgscope first saw it.
-fn start_time_s(s: &CgroupSample, tick: &Tick, i: usize) -> f64 {
-    let meta = s.identity.as_ref().and_then(|id| id.metadata.as_deref());
+fn start_time_s(row: &CgroupRow<'_>) -> f64 {
+    let meta = row
+        .sample
+        .identity
+        .as_ref()
+        .and_then(|id| id.metadata.as_deref());
     match meta.and_then(|m| m.started_unix_s.or(m.created_unix_s)) {
         Some(t) => t as f64,
-        None => tick.first_seen_ms.get(i).copied().unwrap_or(0) as f64 / 1000.0,
+        None => row.first_seen_ms as f64 / 1000.0,
     }
 }
 
@@ -327,7 +326,7 @@ pub static ALL: &[Family] = &[
     }),
     // lifecycle
     cgroup_family!("container_start_time_seconds", Gauge, "Start time of the container since unix epoch in seconds.", |e, s, t, i| {
-        e.float(&[], start_time_s(s, t, i));
+        e.float(&[], start_time_s(i));
     }),
     cgroup_family!("container_last_seen", Gauge, "Last time a container was seen by the exporter", |e, s, t, i| {
         e.float(&[], t.snapshot.taken_at_unix_ms as f64 / 1000.0);

@@ -285,9 +285,10 @@ fn pod_stats<'a>(tick: &'a Tick, pod: &Pod<'a>, time: Time) -> PodStats<'a> {
 }
 
 fn first_seen(tick: &Tick, i: usize) -> Option<Time> {
-    tick.first_seen_ms
-        .get(i)
-        .map(|&unix_ms| Time { unix_ms })
+    tick.row(i)
+        .map(|row| Time {
+            unix_ms: row.first_seen_ms,
+        })
         .filter(|t| t.unix_ms > 0)
 }
 
@@ -301,11 +302,11 @@ fn created(s: &CgroupSample) -> Option<Time> {
 }
 
 fn cpu(tick: &Tick, i: usize) -> Option<CpuStats> {
-    let c = tick.snapshot.cgroups.get(i)?.stats.cpu.as_ref()?;
-    let nano_cores = tick
+    let row = tick.row(i)?;
+    let c = row.sample.stats.cpu.as_ref()?;
+    let nano_cores = row
         .rates
-        .get(i)
-        .and_then(|r| r.cpu_cores)
+        .cpu_cores
         .filter(|v| v.is_finite() && *v >= 0.0)
         .map(|v| (v * 1e9).round() as u64);
     Some(CpuStats {

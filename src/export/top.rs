@@ -3,6 +3,7 @@
 //! inactive file cache; limit capped at host memory; docker's unit formatting). Pure.
 
 use crate::model::container::PathIdentity;
+use crate::model::metadata::{display_name, CgroupIdentity};
 use crate::model::Tick;
 use serde::Serialize;
 
@@ -37,57 +38,28 @@ pub struct TopSample {
     pub entries: Vec<TopEntry>,
 }
 
-/// The NAME column: Kubernetes `namespace/pod/container` (`namespace/pod` for a pod), else
-/// the runtime's name, else the id, else (raw cgroups) the path.
-pub fn display_name(
-    kind: &str,
-    id: &str,
-    name: Option<&str>,
-    k8s: Option<&crate::model::metadata::KubernetesNames>,
-    cgroup: &str,
-) -> String {
-    let part = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
-    match (kind, k8s) {
-        ("container", Some(k)) => {
-            let container = k
-                .container
-                .clone()
-                .unwrap_or_else(|| if k.sandbox { "POD" } else { "-" }.to_owned());
-            format!("{}/{}/{container}", part(&k.namespace), part(&k.pod))
-        }
-        ("pod", Some(k)) => format!("{}/{}", part(&k.namespace), part(&k.pod)),
-        ("container", None) => name.unwrap_or(id).to_owned(),
-        _ => cgroup.to_owned(),
-    }
-}
-
 /// Builds a sample from a sampler tick. Containers only (pod sandboxes left out, as
 /// `docker stats` never shows them), or every cgroup with `all`.
 pub fn sample_of(tick: &Tick, all: bool) -> TopSample {
     let mut entries = Vec::new();
     for c in &tick.snapshot.cgroups {
         let identity = c.identity.as_ref();
-        let meta = identity.and_then(|i| i.metadata.as_deref());
-        let k8s = meta.and_then(|m| m.kubernetes.as_ref());
-        let path = c.path.as_str();
-        let (kind, id, names) = match identity.map(|i| &i.path) {
+        let id = match identity.map(|i| &i.path) {
             Some(PathIdentity::Container(r)) => {
-                if k8s.is_some_and(|k| k.sandbox) && !all {
+                let sandbox = identity
+                    .and_then(CgroupIdentity::kubernetes)
+                    .is_some_and(|k| k.sandbox);
+                if sandbox && !all {
                     continue;
                 }
-                ("container", r.id.as_str(), k8s)
+                r.id.as_str()
             }
-            Some(PathIdentity::Pod(p)) if all => (
-                "pod",
-                p.uid.as_str(),
-                identity.and_then(|i| i.pod_names.as_ref()),
-            ),
-            None if all => ("cgroup", "", None),
+            Some(PathIdentity::Pod(p)) if all => p.uid.as_str(),
+            None if all => "",
             _ => continue,
         };
-        let name = display_name(kind, id, meta.and_then(|m| m.name.as_deref()), names, path);
-        let id = id.to_owned();
-        entries.push(entry_of(c.path.to_string(), id, name, &c.stats));
+        let name = display_name(identity, &c.path);
+        entries.push(entry_of(c.path.to_string(), id.to_owned(), name, &c.stats));
     }
     TopSample {
         system_cpu_ns: tick.snapshot.system_cpu_usage_ns,
@@ -104,10 +76,7 @@ pub fn entry_of(
     name: String,
     s: &crate::model::CgroupStats,
 ) -> TopEntry {
-    let interfaces = s.network.iter().flat_map(|n| n.reported_interfaces());
-    let (rx, tx) = interfaces.fold((0u64, 0u64), |(r, t), i| {
-        (r.saturating_add(i.rx_bytes), t.saturating_add(i.tx_bytes))
-    });
+    let (rx, tx) = s.network.as_ref().map_or((0, 0), |n| n.reported_bytes());
     let devices = s.io.iter().flat_map(|io| io.devices.iter());
     let (read, write) = devices.fold((0u64, 0u64), |(r, w), d| {
         (

@@ -7,9 +7,11 @@ use super::containerd_api::{
     ContainersClient, EventsClient, ListContainersRequest, ListNamespacesRequest, NamespacesClient,
     SubscribeRequest,
 };
+use super::sources::{RuntimeClient, SocketFlag};
 use super::store::MetadataStore;
 use super::RuntimeError;
-use crate::model::metadata::{ContainerMeta, KubernetesNames, MetadataSource};
+use crate::model::container::Runtime;
+use crate::model::metadata::{ContainerMeta, KubernetesNames};
 use futures_util::StreamExt;
 use std::path::Path;
 use std::time::Duration;
@@ -17,7 +19,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::Request;
 
-const SOURCE: MetadataSource = MetadataSource::Containerd;
+const SOURCE: Runtime = Runtime::Containerd;
 /// Longest a call may take, as the Docker client's: a hung containerd fails the call, which
 /// marks it disconnected until a reconnect gets answers again.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,9 +55,17 @@ fn status(e: tonic::Status) -> RuntimeError {
     }
 }
 
-impl ContainerdClient {
-    /// Connects to the socket within [`CALL_TIMEOUT`], with pings every [`PING_INTERVAL`].
-    pub async fn connect(socket: &Path, store: &MetadataStore) -> Result<Self, RuntimeError> {
+impl RuntimeClient for ContainerdClient {
+    const RUNTIME: Runtime = SOURCE;
+    const SOCKET: SocketFlag = SocketFlag {
+        flag: "containerd-socket",
+        env: "CGSCOPE_CONTAINERD_SOCKET",
+        default_path: "/run/containerd/containerd.sock",
+        help: "containerd API socket; an empty value disables containerd metadata",
+    };
+
+    /// Connects to the socket within `CALL_TIMEOUT`, with pings every `PING_INTERVAL`.
+    async fn connect(socket: &Path, store: &MetadataStore) -> Result<Self, RuntimeError> {
         let channel = timed("connect", async {
             super::containerd_api::connect(socket, CALL_TIMEOUT, PING_INTERVAL)
                 .await
@@ -72,7 +82,7 @@ impl ContainerdClient {
     }
 
     /// Lists all namespaces and their containers and replaces the store's containerd entries.
-    pub async fn resync(&self) -> Result<usize, RuntimeError> {
+    async fn resync(&self) -> Result<usize, RuntimeError> {
         self.store.source(SOURCE).count_call();
         let namespaces = timed("list namespaces", async {
             NamespacesClient::new(self.channel.clone())
@@ -145,7 +155,7 @@ impl ContainerdClient {
 
     /// Follows container events and resyncs on each one (a namespace list is cheap and
     /// keeps create/update/delete handling in one place), plus every `resync`.
-    pub async fn follow(&self, resync: Duration) -> Result<(), RuntimeError> {
+    async fn follow(&self, resync: Duration) -> Result<(), RuntimeError> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(), RuntimeError>>(16);
         let channel = self.channel.clone();
         let store = self.store.clone();

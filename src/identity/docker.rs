@@ -2,9 +2,11 @@
 //! restarted container, then the events stream keeps the store fresh, and a periodic list
 //! resyncs it. Never one call per container per tick. Never reads cgroup files.
 
+use super::sources::{RuntimeClient, SocketFlag};
 use super::store::MetadataStore;
 use super::RuntimeError;
-use crate::model::metadata::{network_joined_from, ContainerMeta, KubernetesNames, MetadataSource};
+use crate::model::container::Runtime;
+use crate::model::metadata::{network_joined_from, ContainerMeta, KubernetesNames};
 use bollard::query_parameters::{EventsOptions, InspectContainerOptions, ListContainersOptions};
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -12,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
-const SOURCE: MetadataSource = MetadataSource::Docker;
+const SOURCE: Runtime = Runtime::Docker;
 /// Per-request timeout of the Docker client, seconds.
 const REQUEST_TIMEOUT_S: u64 = 10;
 
@@ -23,8 +25,62 @@ pub struct DockerClient {
 }
 
 impl DockerClient {
+    fn protocol(e: bollard::errors::Error) -> RuntimeError {
+        RuntimeError::Protocol {
+            runtime: SOURCE,
+            detail: e.to_string(),
+        }
+    }
+
+    /// Inspects one container.
+    pub async fn inspect(&self, id: &str) -> Result<ContainerMeta, RuntimeError> {
+        self.store.source(SOURCE).count_call();
+        let c = self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+            .map_err(Self::protocol)?;
+        let config = c.config.as_ref();
+        let labels = sorted(config.and_then(|c| c.labels.clone()));
+        Ok(ContainerMeta {
+            id: c.id.clone().unwrap_or_else(|| id.to_owned()),
+            name: c
+                .name
+                .as_ref()
+                .map(|n| n.trim_start_matches('/').to_owned()),
+            image: config.and_then(|c| c.image.clone()),
+            image_id: c.image.clone(),
+            kubernetes: KubernetesNames::from_labels(&labels),
+            labels,
+            created_unix_s: c.created.as_deref().and_then(rfc3339_unix_s),
+            started_unix_s: c
+                .state
+                .as_ref()
+                .and_then(|s| s.started_at.as_deref())
+                .and_then(rfc3339_unix_s),
+            restart_count: c.restart_count.and_then(|r| u64::try_from(r).ok()),
+            namespace: None,
+            cgroup_path: None,
+            network_joined_from: network_joined_from(
+                c.host_config
+                    .as_ref()
+                    .and_then(|h| h.network_mode.as_deref()),
+            ),
+        })
+    }
+}
+
+impl RuntimeClient for DockerClient {
+    const RUNTIME: Runtime = SOURCE;
+    const SOCKET: SocketFlag = SocketFlag {
+        flag: "docker-socket",
+        env: "CGSCOPE_DOCKER_SOCKET",
+        default_path: "/var/run/docker.sock",
+        help: "Docker Engine API socket; an empty value disables Docker metadata",
+    };
+
     /// Connects and negotiates the API version (bollard 0.21 otherwise sends its newest).
-    pub async fn connect(socket: &Path, store: &MetadataStore) -> Result<Self, RuntimeError> {
+    async fn connect(socket: &Path, store: &MetadataStore) -> Result<Self, RuntimeError> {
         let err = |e: bollard::errors::Error| RuntimeError::Unreachable {
             runtime: SOURCE,
             detail: e.to_string(),
@@ -41,16 +97,9 @@ impl DockerClient {
         })
     }
 
-    fn protocol(e: bollard::errors::Error) -> RuntimeError {
-        RuntimeError::Protocol {
-            runtime: SOURCE,
-            detail: e.to_string(),
-        }
-    }
-
     /// Lists every container (running or not) and inspects those the store does not know
     /// yet, then replaces the store's Docker entries.
-    pub async fn resync(&self) -> Result<usize, RuntimeError> {
+    async fn resync(&self) -> Result<usize, RuntimeError> {
         self.store.source(SOURCE).count_call();
         let list = self
             .docker
@@ -106,46 +155,9 @@ impl DockerClient {
         Ok(n)
     }
 
-    /// Inspects one container.
-    pub async fn inspect(&self, id: &str) -> Result<ContainerMeta, RuntimeError> {
-        self.store.source(SOURCE).count_call();
-        let c = self
-            .docker
-            .inspect_container(id, None::<InspectContainerOptions>)
-            .await
-            .map_err(Self::protocol)?;
-        let config = c.config.as_ref();
-        let labels = sorted(config.and_then(|c| c.labels.clone()));
-        Ok(ContainerMeta {
-            id: c.id.clone().unwrap_or_else(|| id.to_owned()),
-            name: c
-                .name
-                .as_ref()
-                .map(|n| n.trim_start_matches('/').to_owned()),
-            image: config.and_then(|c| c.image.clone()),
-            image_id: c.image.clone(),
-            kubernetes: KubernetesNames::from_labels(&labels),
-            labels,
-            created_unix_s: c.created.as_deref().and_then(rfc3339_unix_s),
-            started_unix_s: c
-                .state
-                .as_ref()
-                .and_then(|s| s.started_at.as_deref())
-                .and_then(rfc3339_unix_s),
-            restart_count: c.restart_count.and_then(|r| u64::try_from(r).ok()),
-            namespace: None,
-            cgroup_path: None,
-            network_joined_from: network_joined_from(
-                c.host_config
-                    .as_ref()
-                    .and_then(|h| h.network_mode.as_deref()),
-            ),
-        })
-    }
-
     /// Follows the events stream until it ends or fails, applying container lifecycle
     /// events to the store, and resyncing every `resync` on the side.
-    pub async fn follow(&self, resync: Duration) -> Result<(), RuntimeError> {
+    async fn follow(&self, resync: Duration) -> Result<(), RuntimeError> {
         let mut filters = HashMap::new();
         filters.insert("type".to_owned(), vec!["container".to_owned()]);
         self.store.source(SOURCE).count_call();

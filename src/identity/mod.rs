@@ -6,10 +6,11 @@ pub mod containerd;
 pub mod containerd_api;
 pub mod docker;
 pub mod path_rules;
+pub mod sources;
 pub mod store;
 pub mod watch;
 
-use crate::model::metadata::MetadataSource;
+use crate::model::container::Runtime;
 use thiserror::Error;
 
 pub use store::MetadataStore;
@@ -19,18 +20,12 @@ pub use store::MetadataStore;
 #[non_exhaustive]
 pub enum RuntimeError {
     #[error("{} is unreachable: {detail}", runtime.as_str())]
-    Unreachable {
-        runtime: MetadataSource,
-        detail: String,
-    },
+    Unreachable { runtime: Runtime, detail: String },
     #[error("{} answered unexpectedly: {detail}", runtime.as_str())]
-    Protocol {
-        runtime: MetadataSource,
-        detail: String,
-    },
+    Protocol { runtime: Runtime, detail: String },
     #[error("{} socket {path} exists but is not a unix socket", runtime.as_str())]
     NotASocket {
-        runtime: MetadataSource,
+        runtime: Runtime,
         path: std::path::PathBuf,
     },
 }
@@ -48,7 +43,7 @@ pub fn identify(path: &CgroupPath, store: &MetadataStore) -> Option<CgroupIdenti
             // The Kubernetes cgroupfs driver's paths do not name the runtime; the runtime
             // that knows the id does.
             if c.runtime.is_none() {
-                c.runtime = found.as_ref().map(|(source, _)| runtime_of(*source));
+                c.runtime = found.as_ref().map(|(source, _)| *source);
             }
             let metadata = found.map(|(_, meta)| meta);
             Some(CgroupIdentity {
@@ -67,7 +62,7 @@ pub fn identify(path: &CgroupPath, store: &MetadataStore) -> Option<CgroupIdenti
         }
         None => {
             let meta = store.by_cgroup_path(path.as_str())?;
-            let runtime = store.lookup(&meta.id).map(|(source, _)| runtime_of(source));
+            let runtime = store.lookup(&meta.id).map(|(source, _)| source);
             Some(CgroupIdentity {
                 path: PathIdentity::Container(crate::model::container::ContainerRef {
                     runtime,
@@ -78,15 +73,6 @@ pub fn identify(path: &CgroupPath, store: &MetadataStore) -> Option<CgroupIdenti
                 pod_names: None,
             })
         }
-    }
-}
-
-fn runtime_of(source: crate::model::metadata::MetadataSource) -> crate::model::container::Runtime {
-    use crate::model::container::Runtime;
-    use crate::model::metadata::MetadataSource;
-    match source {
-        MetadataSource::Docker => Runtime::Docker,
-        MetadataSource::Containerd => Runtime::Containerd,
     }
 }
 

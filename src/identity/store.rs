@@ -2,7 +2,9 @@
 //! id, plus per-runtime connection state and API call counts. Runtime watchers write it on
 //! events and resyncs; identifying a cgroup only reads it (zero API calls per tick).
 
-use crate::model::metadata::{ContainerMeta, KubernetesNames, MetadataSource, RecordedMeta};
+use super::sources::SOURCES;
+use crate::model::container::Runtime;
+use crate::model::metadata::{ContainerMeta, KubernetesNames, RecordedMeta};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -45,7 +47,7 @@ impl SourceState {
 
 #[derive(Debug, Default)]
 struct Entries {
-    by_id: HashMap<String, (MetadataSource, Arc<ContainerMeta>)>,
+    by_id: HashMap<String, (Runtime, Arc<ContainerMeta>)>,
     /// Ids looked up and not known to any runtime, with when we first missed them.
     misses: HashMap<String, Instant>,
     /// Pod names by pod uid, from any container of the pod (rebuilt on every write).
@@ -84,15 +86,24 @@ impl Entries {
     }
 }
 
+/// Where `runtime` stands in [`SOURCES`]: the lower, the more its records are trusted.
+fn precedence(runtime: Runtime) -> usize {
+    SOURCES
+        .iter()
+        .position(|s| s.runtime == runtime)
+        .unwrap_or(SOURCES.len())
+}
+
 /// Docker's own containers also exist in containerd (namespace `moby`) under the same id;
-/// Docker's record has the names and image users know, so it wins over containerd's.
-fn insert(entries: &mut Entries, source: MetadataSource, meta: ContainerMeta) {
+/// Docker's record has the names and image users know, so the runtime listed first in
+/// [`SOURCES`] wins over a later one.
+fn insert(entries: &mut Entries, source: Runtime, meta: ContainerMeta) {
     entries.misses.remove(&meta.id);
-    let held_by_docker = matches!(
-        entries.by_id.get(&meta.id),
-        Some((MetadataSource::Docker, _))
-    );
-    if source == MetadataSource::Containerd && held_by_docker {
+    let held_by_earlier = entries
+        .by_id
+        .get(&meta.id)
+        .is_some_and(|(held, _)| precedence(*held) < precedence(source));
+    if held_by_earlier {
         return;
     }
     entries
@@ -104,8 +115,8 @@ fn insert(entries: &mut Entries, source: MetadataSource, meta: ContainerMeta) {
 #[derive(Debug, Clone, Default)]
 pub struct MetadataStore {
     entries: Arc<RwLock<Entries>>,
-    docker: Arc<SourceState>,
-    containerd: Arc<SourceState>,
+    /// One state per runtime, indexed by `runtime as usize`.
+    states: Arc<[SourceState; Runtime::ALL.len()]>,
 }
 
 impl MetadataStore {
@@ -114,11 +125,8 @@ impl MetadataStore {
     }
 
     /// Connection state of one runtime.
-    pub fn source(&self, source: MetadataSource) -> &SourceState {
-        match source {
-            MetadataSource::Docker => &self.docker,
-            MetadataSource::Containerd => &self.containerd,
-        }
+    pub fn source(&self, source: Runtime) -> &SourceState {
+        &self.states[source as usize]
     }
 
     /// Metadata for a container id; `None` when no runtime knows it. A miss is remembered
@@ -128,7 +136,7 @@ impl MetadataStore {
     }
 
     /// Like [`MetadataStore::get`], also saying which runtime answered.
-    pub fn lookup(&self, id: &str) -> Option<(MetadataSource, Arc<ContainerMeta>)> {
+    pub fn lookup(&self, id: &str) -> Option<(Runtime, Arc<ContainerMeta>)> {
         if let Ok(entries) = self.entries.read() {
             if let Some((source, meta)) = entries.by_id.get(id) {
                 return Some((*source, Arc::clone(meta)));
@@ -156,7 +164,7 @@ impl MetadataStore {
 
     /// Replaces everything `source` said before with `containers` (a full resync): gone
     /// containers are evicted, negative entries for the new ones dropped.
-    pub fn replace_all(&self, source: MetadataSource, containers: Vec<ContainerMeta>) {
+    pub fn replace_all(&self, source: Runtime, containers: Vec<ContainerMeta>) {
         if let Ok(mut entries) = self.entries.write() {
             entries.by_id.retain(|_, (s, _)| *s != source);
             for meta in containers {
@@ -168,7 +176,7 @@ impl MetadataStore {
     }
 
     /// Adds or refreshes one container (after an event).
-    pub fn upsert(&self, source: MetadataSource, meta: ContainerMeta) {
+    pub fn upsert(&self, source: Runtime, meta: ContainerMeta) {
         if let Ok(mut entries) = self.entries.write() {
             insert(&mut entries, source, meta);
             entries.reindex();
@@ -219,7 +227,7 @@ impl MetadataStore {
 
     /// Loads recorded answers (replaces each source's entries), as tests replay them.
     pub fn load(&self, recorded: Vec<RecordedMeta>) {
-        for source in [MetadataSource::Docker, MetadataSource::Containerd] {
+        for source in SOURCES.iter().map(|s| s.runtime) {
             let containers = recorded
                 .iter()
                 .filter(|r| r.source == source)
@@ -230,7 +238,7 @@ impl MetadataStore {
     }
 
     /// Ids currently known from `source`.
-    pub fn ids(&self, source: MetadataSource) -> Vec<String> {
+    pub fn ids(&self, source: Runtime) -> Vec<String> {
         self.entries
             .read()
             .map(|e| {
@@ -247,7 +255,7 @@ impl MetadataStore {
     }
 
     /// The record of a container from `source`, if any.
-    pub fn get_from(&self, source: MetadataSource, id: &str) -> Option<Arc<ContainerMeta>> {
+    pub fn get_from(&self, source: Runtime, id: &str) -> Option<Arc<ContainerMeta>> {
         self.entries.read().ok().and_then(|e| {
             e.by_id
                 .get(id)
@@ -271,9 +279,9 @@ mod tests {
     #[test]
     fn a_resync_evicts_containers_that_went_away() {
         let store = MetadataStore::new();
-        store.replace_all(MetadataSource::Docker, vec![meta("a"), meta("b")]);
-        store.replace_all(MetadataSource::Containerd, vec![meta("c")]);
-        store.replace_all(MetadataSource::Docker, vec![meta("b")]);
+        store.replace_all(Runtime::Docker, vec![meta("a"), meta("b")]);
+        store.replace_all(Runtime::Containerd, vec![meta("c")]);
+        store.replace_all(Runtime::Docker, vec![meta("b")]);
         assert!(store.get("a").is_none());
         assert!(store.get("b").is_some());
         assert!(store.get("c").is_some(), "another runtime's entries stay");
@@ -284,8 +292,8 @@ mod tests {
         let store = MetadataStore::new();
         let mut from_docker = meta("a");
         from_docker.name = Some("web".into());
-        store.replace_all(MetadataSource::Docker, vec![from_docker]);
-        store.replace_all(MetadataSource::Containerd, vec![meta("a")]);
+        store.replace_all(Runtime::Docker, vec![from_docker]);
+        store.replace_all(Runtime::Containerd, vec![meta("a")]);
         assert_eq!(store.get("a").unwrap().name.as_deref(), Some("web"));
     }
 
@@ -294,7 +302,7 @@ mod tests {
         let store = MetadataStore::new();
         assert!(store.get("x").is_none());
         assert!(store.is_known_missing("x"));
-        store.upsert(MetadataSource::Docker, meta("x"));
+        store.upsert(Runtime::Docker, meta("x"));
         assert!(!store.is_known_missing("x"));
         assert!(store.get("x").is_some());
         store.remove("x");

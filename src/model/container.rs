@@ -2,11 +2,12 @@
 //! alone says about its owner (`PathIdentity`). Plain data: nothing here reads a path, a file
 //! or a runtime API, and nothing here holds runtime metadata (names, images, labels).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// The container runtime that created a cgroup, as far as its name tells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+/// The container runtime that created a cgroup (as far as its name tells), or whose API a
+/// metadata record came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Runtime {
     /// Docker Engine (dockerd), including Kubernetes through dockershim or cri-dockerd.
@@ -20,6 +21,14 @@ pub enum Runtime {
 }
 
 impl Runtime {
+    /// Every runtime, in declaration order (`runtime as usize` indexes it).
+    pub const ALL: [Runtime; 4] = [
+        Runtime::Docker,
+        Runtime::Containerd,
+        Runtime::CriO,
+        Runtime::Podman,
+    ];
+
     /// The lowercase name used in JSON and labels: `docker`, `containerd`, `crio`, `podman`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -156,4 +165,19 @@ pub enum PathIdentity {
     Container(ContainerRef),
     /// The pod-level cgroup that holds a pod's containers (its stats include theirs).
     Pod(PodRef),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Runtime;
+
+    #[test]
+    fn runtime_names_are_the_serialised_names_and_all_is_indexed_by_variant() {
+        for (i, r) in Runtime::ALL.into_iter().enumerate() {
+            assert_eq!(r as usize, i);
+            let json = serde_json::to_string(&r).unwrap();
+            assert_eq!(json, format!("\"{}\"", r.as_str()));
+            assert_eq!(serde_json::from_str::<Runtime>(&json).unwrap(), r);
+        }
+    }
 }

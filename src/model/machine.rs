@@ -28,3 +28,21 @@ pub struct MachineInfo {
     /// Detected cgroup layout.
     pub cgroup_layout: CgroupVersion,
 }
+
+impl MachineInfo {
+    /// A machine of which nothing could be read but its cgroup layout.
+    pub fn unknown(cgroup_layout: CgroupVersion) -> Self {
+        MachineInfo {
+            logical_cores: None,
+            physical_cores: None,
+            sockets: None,
+            memory_total_bytes: None,
+            swap_total_bytes: None,
+            kernel_version: None,
+            boot_id: None,
+            machine_id: None,
+            hostname: None,
+            cgroup_layout,
+        }
+    }
+}

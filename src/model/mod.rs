@@ -17,4 +17,4 @@ pub use machine::MachineInfo;
 pub use process::{OwnProcess, ProcessInfo, ProcessList};
 pub use snapshot::{CgroupSample, HostStats, Snapshot};
 pub use stats::*;
-pub use tick::{HistoryPoint, Rates, RuntimeStatus, Tick};
+pub use tick::{CgroupRow, HistoryPoint, Rates, RuntimeStatus, Tick};

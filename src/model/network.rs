@@ -28,6 +28,14 @@ impl NetworkStats {
             .iter()
             .filter(move |i| own && is_counted_interface(&i.name))
     }
+
+    /// Received and transmitted bytes summed over [`NetworkStats::reported_interfaces`]:
+    /// what this cgroup adds to any sum of network traffic.
+    pub fn reported_bytes(&self) -> (u64, u64) {
+        self.reported_interfaces().fold((0, 0), |(rx, tx), i| {
+            (rx.saturating_add(i.rx_bytes), tx.saturating_add(i.tx_bytes))
+        })
+    }
 }
 
 /// How strongly a cgroup claims the namespace it is in; the greatest claim reports it.
@@ -196,6 +204,22 @@ mod tests {
         for name in ["eth0", "ens3", "cni0", "flannel.1", "br-1234", "wlan0"] {
             assert!(is_counted_interface(name), "{name}");
         }
+    }
+
+    #[test]
+    fn traffic_sums_skip_loopback_and_namespaces_another_cgroup_reports() {
+        let mut cgroups = vec![
+            container(sample("/docker/aaa", Some(12), false), "aaa", 100, false),
+            container(sample("/docker/bbb", Some(12), false), "bbb", 200, false),
+        ];
+        if let Some(net) = cgroups[0].stats.network.as_mut() {
+            net.interfaces.push(iface("eth1", 20));
+        }
+        assign_namespace_reporters(&mut cgroups);
+        let bytes = |s: &CgroupSample| s.stats.network.as_ref().unwrap().reported_bytes();
+        // eth0 and eth1, not lo; the joined namespace's second cgroup adds nothing.
+        assert_eq!(bytes(&cgroups[0]), (120, 0));
+        assert_eq!(bytes(&cgroups[1]), (0, 0));
     }
 
     #[test]

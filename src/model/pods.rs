@@ -52,12 +52,7 @@ pub fn workload_container(sample: &CgroupSample) -> Option<(&KubernetesNames, &s
 /// what the path says.
 fn pod_uid(sample: &CgroupSample) -> Option<&str> {
     let identity = sample.identity.as_ref()?;
-    let label = identity
-        .metadata
-        .as_deref()
-        .and_then(|m| m.kubernetes.as_ref())
-        .or(identity.pod_names.as_ref())
-        .and_then(|k| k.pod_uid.as_deref());
+    let label = identity.kubernetes().and_then(|k| k.pod_uid.as_deref());
     let path = match &identity.path {
         PathIdentity::Container(c) => c.pod.as_ref().map(|p| p.uid.as_str()),
         PathIdentity::Pod(p) => Some(p.uid.as_str()),
@@ -76,11 +71,7 @@ pub fn pods(snapshot: &Snapshot) -> Vec<Pod<'_>> {
         let Some(uid) = pod_uid(sample) else {
             continue;
         };
-        let names = identity
-            .metadata
-            .as_deref()
-            .and_then(|m| m.kubernetes.as_ref())
-            .or(identity.pod_names.as_ref());
+        let names = identity.kubernetes();
         let pod = by_uid.entry(uid).or_insert_with(|| Pod {
             uid,
             name: "",
@@ -232,18 +223,7 @@ mod tests {
         cgroups.sort_by(|a, b| a.path.cmp(&b.path));
         Snapshot {
             taken_at_unix_ms: 0,
-            machine: MachineInfo {
-                logical_cores: None,
-                physical_cores: None,
-                sockets: None,
-                memory_total_bytes: None,
-                swap_total_bytes: None,
-                kernel_version: None,
-                boot_id: None,
-                machine_id: None,
-                hostname: None,
-                cgroup_layout: CgroupVersion::V1,
-            },
+            machine: MachineInfo::unknown(CgroupVersion::V1),
             system_cpu_usage_ns: None,
             host: Default::default(),
             cgroups,

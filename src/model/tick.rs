@@ -50,7 +50,7 @@ impl HistoryPoint {
 /// A runtime's connection state at tick time.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuntimeStatus {
-    /// `docker` or `containerd`.
+    /// The runtime's name (`Runtime::as_str`), one per client cgscope has.
     pub runtime: &'static str,
     pub connected: bool,
     /// API calls made since start.
@@ -76,4 +76,98 @@ pub struct Tick {
     pub runtimes: Vec<RuntimeStatus>,
     /// cgscope's own process at tick time; `None` when `<proc>/self` cannot be read.
     pub own_process: Option<super::OwnProcess>,
+}
+
+/// One cgroup of a tick together with what the sampler adds to it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CgroupRow<'a> {
+    /// Its place in `snapshot.cgroups`.
+    pub index: usize,
+    pub sample: &'a CgroupSample,
+    /// Rates since the previous tick (all `None` on its first).
+    pub rates: &'a Rates,
+    /// When this process first saw the cgroup, ms since the Unix epoch; 0 when unknown.
+    pub first_seen_ms: u64,
+}
+
+/// The rates of a cgroup the sampler recorded none for.
+static NO_RATES: Rates = Rates {
+    cpu_cores: None,
+    io_read_bytes_per_s: None,
+    io_write_bytes_per_s: None,
+    net_rx_bytes_per_s: None,
+    net_tx_bytes_per_s: None,
+};
+
+impl Tick {
+    /// Cgroup `index` with its rates and first-seen time; `None` only past the last cgroup.
+    /// A cgroup without rates reads as having none, so no view can drop it silently.
+    pub fn row(&self, index: usize) -> Option<CgroupRow<'_>> {
+        let sample = self.snapshot.cgroups.get(index)?;
+        Some(self.row_of(index, sample))
+    }
+
+    /// Every cgroup of the snapshot, in order, as [`Tick::row`] gives it.
+    pub fn rows(&self) -> impl ExactSizeIterator<Item = CgroupRow<'_>> + '_ {
+        let cgroups = self.snapshot.cgroups.iter().enumerate();
+        cgroups.map(|(index, sample)| self.row_of(index, sample))
+    }
+
+    fn row_of<'a>(&'a self, index: usize, sample: &'a CgroupSample) -> CgroupRow<'a> {
+        CgroupRow {
+            index,
+            sample,
+            rates: self.rates.get(index).unwrap_or(&NO_RATES),
+            first_seen_ms: self.first_seen_ms.get(index).copied().unwrap_or(0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{CgroupPath, CgroupStats};
+
+    #[test]
+    fn every_cgroup_is_a_row_even_when_the_sampler_recorded_no_rates_for_it() {
+        let sample = |p: &str| CgroupSample {
+            path: CgroupPath::from_relative(p),
+            identity: None,
+            stats: CgroupStats::default(),
+        };
+        let tick = Tick {
+            seq: 1,
+            snapshot: Snapshot {
+                taken_at_unix_ms: 0,
+                machine: crate::model::MachineInfo::unknown(crate::model::CgroupVersion::V1),
+                system_cpu_usage_ns: None,
+                host: crate::model::HostStats::default(),
+                cgroups: vec![sample("a"), sample("b")],
+                read_errors: Default::default(),
+            },
+            rates: vec![Rates {
+                cpu_cores: Some(0.5),
+                ..Rates::default()
+            }],
+            first_seen_ms: vec![7],
+            sweep_duration_s: 0.0,
+            runtimes: Vec::new(),
+            own_process: None,
+        };
+        let rows: Vec<CgroupRow<'_>> = tick.rows().collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].rates.cpu_cores, rows[0].first_seen_ms),
+            (Some(0.5), 7)
+        );
+        assert_eq!(
+            (
+                rows[1].index,
+                rows[1].rates.cpu_cores,
+                rows[1].first_seen_ms
+            ),
+            (1, None, 0)
+        );
+        assert!(tick.row(2).is_none());
+    }
 }

@@ -5,8 +5,8 @@ pub mod filter;
 pub mod history;
 pub mod rates;
 
+use crate::identity::sources::{Source, SOURCES};
 use crate::identity::{identify_snapshot, MetadataStore};
-use crate::model::metadata::MetadataSource;
 use crate::model::{CgroupPath, HistoryPoint, Rates, RuntimeStatus, Tick};
 use crate::proc::processes::{clock_ticks_per_second, ProcessReader};
 use crate::scan::{now_unix_ms, Scanner};
@@ -206,17 +206,21 @@ impl Sampler {
                     .map(|(s, r)| (&s.path, HistoryPoint::of(now_ms, s, *r))),
             );
         }
-        let runtimes = [MetadataSource::Docker, MetadataSource::Containerd]
-            .into_iter()
-            .map(|source| {
-                let state = self.store.source(source);
-                RuntimeStatus {
-                    runtime: source.as_str(),
-                    connected: state.connected(),
-                    api_calls: state.api_calls(),
-                    errors: state.errors(),
-                }
-            })
+        let runtimes = SOURCES
+            .iter()
+            .map(
+                |&Source {
+                     runtime: source, ..
+                 }| {
+                    let state = self.store.source(source);
+                    RuntimeStatus {
+                        runtime: source.as_str(),
+                        connected: state.connected(),
+                        api_calls: state.api_calls(),
+                        errors: state.errors(),
+                    }
+                },
+            )
             .collect();
         Tick {
             seq,

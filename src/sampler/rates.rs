@@ -28,11 +28,7 @@ impl Counters {
         let io = stats.io.as_ref();
         // Only what the cgroup reports: a namespace shared by several cgroups has its rate on
         // one of them, so per-pod sums in the UI count it once.
-        let net = stats.network.as_ref().map(|n| {
-            n.reported_interfaces().fold((0u64, 0u64), |(rx, tx), i| {
-                (rx.saturating_add(i.rx_bytes), tx.saturating_add(i.tx_bytes))
-            })
-        });
+        let net = stats.network.as_ref().map(|n| n.reported_bytes());
         Counters {
             cpu_usage_ns: stats.cpu.as_ref().and_then(|c| c.usage_ns),
             io_read_bytes: io.and_then(|io| sum(io.devices.iter().map(|d| d.read_bytes))),

@@ -68,6 +68,26 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{:08x}", std::process::id(), seed() as u32)
 }
 
+/// The image every engine test runs: busybox imported by `.ci/setup` (nothing is pulled).
+pub const IMAGE: &str = "cgscope-test/busybox:latest";
+
+/// True when this is root with a running dockerd holding the test image and a running
+/// containerd (what `bash .ci/setup` gives).
+pub fn engines_ready() -> bool {
+    super::is_root()
+        && ok("docker", &["image", "inspect", IMAGE])
+        && ok("ctr", &["-n", "k8s.io", "image", "ls"])
+}
+
+/// [`engines_ready`], through `require`: under CI=true their absence fails the test rather
+/// than skipping it.
+pub fn engines_available() -> bool {
+    super::require(
+        engines_ready(),
+        "root, a running dockerd and containerd with the test image (bash .ci/setup)",
+    )
+}
+
 /// A port that was free a moment ago (the listener is dropped before the child binds it).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -30,13 +30,26 @@ pub fn now_unix() -> f64 {
 
 /// GET through curl: (status, body). Status 0 when nothing answered.
 pub fn get(url: &str) -> (u16, String) {
+    let (status, body, _) = curl(url, &[]);
+    (status, body)
+}
+
+/// curl with `extra` flags: (HTTP status, body, exit code). Status 0 when no HTTP answer
+/// came back.
+pub fn curl(url: &str, extra: &[&str]) -> (u16, String, i32) {
     let out = Command::new("curl")
-        .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}", url])
+        .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"])
+        .args(extra)
+        .arg(url)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_owned())
+    (
+        code.trim().parse().unwrap_or(0),
+        body.to_owned(),
+        out.status.code().unwrap_or(-1),
+    )
 }
 
 /// A child process killed (and reaped) on drop; its output goes to `log`, shown on failure.

@@ -5,9 +5,12 @@
 
 pub mod certs;
 pub mod exposition;
+pub mod fixtures;
 pub mod host;
 pub mod live;
 pub mod manifests;
+pub mod parsers;
+pub mod server;
 
 use std::path::{Path, PathBuf};
 
