@@ -37,65 +37,31 @@ const PSI = [
   ["io_full_pct", "io full", "s3", true],
 ];
 
-/** The page's charts, empty until `drawCharts`. */
+/** The page's charts: name, id, title, value format, series as [label, colour class, dashed]. */
+const CHARTS = [
+  ["cpu", "cpu", "CPU (cores)", fmtNum, [["used", "s1"]]],
+  ["throttle", "cpu-throttling", "CPU throttling (throttled periods/s)", fmtNum, [["throttled", "s5"]]],
+  ["memory", "memory", "Memory", fmtBytes, [["usage", "s2"], ["working set", "s1"]], { binary: true }],
+  ["io", "io", "Block I/O (all devices)", fmtRate, [["read", "s3"], ["write", "s4"]], { binary: true }],
+  ["net", "network", "Network (all interfaces but lo)", fmtRate, [["rx", "s3"], ["tx", "s4"]], { binary: true }],
+  ["pids", "pids", "PIDs (tasks)", fmtNum, [["current", "s1"]], { integer: true }],
+  ["psi", "psi", "Pressure (avg10)", fmtPct, PSI.map(([, label, cls, dash]) => [label, cls, dash])],
+];
+
+/** The page's charts by name, empty until `drawCharts`. */
 function makeCharts(parent) {
-  return {
-    cpu: lineChart(parent, {
-      id: "cpu",
-      title: "CPU (cores)",
-      format: fmtNum,
-      series: [{ label: "used", cls: "s1" }],
-    }),
-    throttle: lineChart(parent, {
-      id: "cpu-throttling",
-      title: "CPU throttling (throttled periods/s)",
-      format: fmtNum,
-      series: [{ label: "throttled", cls: "s5" }],
-    }),
-    memory: lineChart(parent, {
-      id: "memory",
-      title: "Memory",
-      format: fmtBytes,
-      binary: true,
-      series: [
-        { label: "usage", cls: "s2" },
-        { label: "working set", cls: "s1" },
-      ],
-    }),
-    io: lineChart(parent, {
-      id: "io",
-      title: "Block I/O (all devices)",
-      format: fmtRate,
-      binary: true,
-      series: [
-        { label: "read", cls: "s3" },
-        { label: "write", cls: "s4" },
-      ],
-    }),
-    net: lineChart(parent, {
-      id: "network",
-      title: "Network (all interfaces but lo)",
-      format: fmtRate,
-      binary: true,
-      series: [
-        { label: "rx", cls: "s3" },
-        { label: "tx", cls: "s4" },
-      ],
-    }),
-    pids: lineChart(parent, {
-      id: "pids",
-      title: "PIDs (tasks)",
-      format: fmtNum,
-      integer: true,
-      series: [{ label: "current", cls: "s1" }],
-    }),
-    psi: lineChart(parent, {
-      id: "psi",
-      title: "Pressure (avg10)",
-      format: fmtPct,
-      series: PSI.map(([, label, cls, dash]) => ({ label, cls, dash })),
-    }),
-  };
+  return Object.fromEntries(
+    CHARTS.map(([name, id, title, format, series, extra]) => [
+      name,
+      lineChart(parent, {
+        id,
+        title,
+        format,
+        series: series.map(([label, cls, dash]) => ({ label, cls, dash })),
+        ...extra,
+      }),
+    ]),
+  );
 }
 
 function drawCharts(charts, c) {

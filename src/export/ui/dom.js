@@ -71,7 +71,10 @@ export const enc = encodeURIComponent;
 export const keyOf = (c) => c.id || c.cgroup;
 export const linkTo = (c) => `#/containers/${enc(keyOf(c))}`;
 
+/** The name a cgroup is shown by: the one the API gives (`display_name`). */
 export function displayName(c) {
+  if (c.display_name != null) return c.display_name;
+  // An answer without it: the rule the server follows for it.
   if (c.kind === "cgroup") return c.cgroup;
   const k = c.kubernetes;
   if (c.name) return c.name;
