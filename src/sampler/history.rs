@@ -919,4 +919,42 @@ mod tests {
         let bound = 50 * 128 * 48 + 128 * 8;
         assert!(h.point_bytes() <= bound, "{} > {bound}", h.point_bytes());
     }
+
+    /// The figure README gives for `serve`'s defaults (1 s interval, 2 min of history) at
+    /// 1,000 cgroups, with and without PSI: run with `--nocapture` to see it.
+    #[test]
+    fn a_thousand_cgroups_at_two_minutes_hold_one_stored_point_per_tick() {
+        let paths: Vec<CgroupPath> = (0..1000)
+            .map(|i| CgroupPath::from_relative(&format!("g{i:04}")))
+            .collect();
+        for psi in [false, true] {
+            let mut h = History::new(120_000, 120);
+            for t in 0..130u64 {
+                let samples: Vec<CgroupSample> = paths
+                    .iter()
+                    .map(|p| {
+                        let point = HistoryPoint {
+                            pressure_avg10: psi.then(PressureAvg10::default),
+                            ..valued(t * 1000, t)
+                        };
+                        sample_of(p, &point)
+                    })
+                    .collect();
+                h.record(t * 1000, samples.iter().map(|s| (s, Rates::default())));
+            }
+            let per_point = std::mem::size_of::<Stored>()
+                + usize::from(psi) * std::mem::size_of::<StoredPressure>();
+            let points = 1000 * 120 * per_point;
+            assert_eq!(h.points(&paths[0]).len(), 120);
+            assert!(
+                h.point_bytes() >= points && h.point_bytes() <= points + 256 * 8,
+                "{}",
+                h.point_bytes()
+            );
+            println!(
+                "1,000 cgroups, 120 points each, PSI {psi}: {} bytes of points ({per_point} a point)",
+                h.point_bytes()
+            );
+        }
+    }
 }
