@@ -457,7 +457,7 @@ fn ui_in_chromium_lists_filters_and_charts_live_containers() {
             "--name",
             &busy,
             "--cpus",
-            "0.2",
+            "0.3",
             IMAGE,
             "/bin/busybox",
             "sh",
@@ -660,7 +660,7 @@ fn ui_in_chromium_lists_filters_and_charts_live_containers() {
     assert_eq!((&row["threads"], &row["state"]), (&json!("1"), &json!("R")));
     assert!(
         row["pct"].as_f64().unwrap() > 5.0,
-        "a busy loop under --cpus 0.2 shows CPU use: {row}"
+        "a busy loop under --cpus 0.3 shows CPU use: {row}"
     );
     assert_ne!(row["rss"], "–", "{row}");
     browser.screenshot(&shots.join("detail-1280.png"));
@@ -680,7 +680,10 @@ fn ui_in_chromium_lists_filters_and_charts_live_containers() {
          if (x.status !== 200) return false;
          const api = JSON.parse(x.responseText);
          const last = api.history[api.history.length - 1];
-         if (String(last.t_ms) !== v.dataset.sampled || last.cpu_throttled_periods_per_s == null) return false;
+         // A sample in which the busy loop ran and was throttled (not every one is, on a
+         // busy machine).
+         if (String(last.t_ms) !== v.dataset.sampled || !(last.cpu_throttled_periods_per_s > 0)
+             || !(last.cpu_cores > 0)) return false;
          const chart = document.querySelector('[data-chart=cpu-throttling]');
          return {
            chart_last: Number(chart.dataset.last), api_last: last.t_ms,
@@ -714,10 +717,6 @@ fn ui_in_chromium_lists_filters_and_charts_live_containers() {
     };
     for (chart, served) in [("cpu", "api_cpu"), ("throttled", "api_throttled")] {
         let served = drawn[served].as_f64().unwrap();
-        assert!(
-            served > 0.05,
-            "a busy loop under --cpus 0.2 runs and is throttled: {drawn}"
-        );
         assert!(
             close(drawn_number(chart), served),
             "{chart} chart against the API's {served}: {drawn}"
