@@ -49,26 +49,17 @@ pub struct PressureAvg10 {
 }
 
 impl PressureAvg10 {
-    /// The averages of `p`, in the order of the fields.
+    /// The averages of `p`.
     pub fn of(p: &PressureStats) -> Self {
-        let avg10 = |r: &Option<Pressure>, full: bool| {
-            r.as_ref()
-                .and_then(|r| {
-                    if full {
-                        r.full.as_ref()
-                    } else {
-                        r.some.as_ref()
-                    }
-                })
-                .map(|l| l.avg10_pct)
-        };
+        let some = |r: &Option<Pressure>| r.as_ref()?.some.as_ref().map(|l| l.avg10_pct);
+        let full = |r: &Option<Pressure>| r.as_ref()?.full.as_ref().map(|l| l.avg10_pct);
         PressureAvg10 {
-            cpu_some_pct: avg10(&p.cpu, false),
-            cpu_full_pct: avg10(&p.cpu, true),
-            memory_some_pct: avg10(&p.memory, false),
-            memory_full_pct: avg10(&p.memory, true),
-            io_some_pct: avg10(&p.io, false),
-            io_full_pct: avg10(&p.io, true),
+            cpu_some_pct: some(&p.cpu),
+            cpu_full_pct: full(&p.cpu),
+            memory_some_pct: some(&p.memory),
+            memory_full_pct: full(&p.memory),
+            io_some_pct: some(&p.io),
+            io_full_pct: full(&p.io),
         }
     }
 }
