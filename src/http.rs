@@ -1115,12 +1115,12 @@ async fn container(
     }
     if query.history {
         let path = &tick.snapshot.cgroups[i].path;
-        view.history = Some(
+        view.with_history(
             state
                 .handle
                 .history
                 .read()
-                .map(|h| h.points(path))
+                .map(|h| h.of(path))
                 .unwrap_or_default(),
         );
     }

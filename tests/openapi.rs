@@ -237,6 +237,30 @@ fn every_answer_of_the_live_server_matches_the_openapi_document() {
             );
             let points = with["history"].as_array().unwrap();
             assert!(points.len() >= 2, "{target}: {points:?}");
+            // A rate for each device and interface of the sample, in its order.
+            let rated = |rates: &str, stats: &Value, key: &str| -> Vec<Value> {
+                let named = |v: &Value| v[key].clone();
+                assert_eq!(
+                    with[rates]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(named)
+                        .collect::<Vec<_>>(),
+                    stats
+                        .as_array()
+                        .map_or(vec![], |a| a.iter().map(named).collect()),
+                    "{target}: {rates}"
+                );
+                with[rates].as_array().unwrap().clone()
+            };
+            rated("io_device_rates", &with["stats"]["io"]["devices"], "minor");
+            rated(
+                "network_interface_rates",
+                &with["stats"]["network"]["interfaces"],
+                "name",
+            );
+            assert!(one.get("io_device_rates").is_none(), "{target}");
             // The fixture's proc tree holds no stat files, so every member is "gone": the
             // list is empty, but the cgroup.procs count is real.
             let procs = expect(
@@ -545,8 +569,8 @@ fn the_openapi_document_is_closed_and_consistent() {
             refs.contains(&format!("#/components/schemas/{name}")),
             "{name} is never used"
         );
-        // The server writes every field, `null` included (only `history` and `processes` are
-        // left out unless asked for), so every property is required and nothing else may appear.
+        // The server writes every field, `null` included (only the history's fields and
+        // `processes` are left out unless asked for), so every property is required and nothing else may appear.
         walk(schema, &mut |m| {
             let Some(props) = m.get("properties").and_then(Value::as_object) else {
                 return;
@@ -561,7 +585,12 @@ fn the_openapi_document_is_closed_and_consistent() {
             let mut optional: BTreeSet<&str> = props.keys().map(String::as_str).collect();
             optional.retain(|p| !required.contains(p));
             let expected: BTreeSet<&str> = match name.as_str() {
-                "CgroupView" => BTreeSet::from(["history", "processes"]),
+                "CgroupView" => BTreeSet::from([
+                    "history",
+                    "io_device_rates",
+                    "network_interface_rates",
+                    "processes",
+                ]),
                 _ => BTreeSet::new(),
             };
             assert_eq!(optional, expected, "{name}: optional properties");

@@ -369,6 +369,24 @@ impl Chromium {
     }
 }
 
+/// A rate as the UI writes it (`0 B/s`, `1.5 KiB/s`, `12 MiB/s`): the value, and the unit its
+/// rounding is in.
+fn parse_byte_rate(text: &str) -> (f64, f64) {
+    let (number, unit) = text
+        .trim_end_matches("/s")
+        .split_once(' ')
+        .unwrap_or_else(|| panic!("not a rate: {text:?}"));
+    let power = ["B", "KiB", "MiB", "GiB", "TiB"]
+        .iter()
+        .position(|u| *u == unit)
+        .unwrap_or_else(|| panic!("unknown unit in {text:?}"));
+    let unit = 1024f64.powi(power as i32);
+    let value: f64 = number.parse().unwrap();
+    // One decimal below 10 units, none from 10 on.
+    let step = if power > 0 && value < 10.0 { 0.1 } else { 1.0 };
+    (value * unit, step * unit)
+}
+
 // ---- the tests -------------------------------------------------------------------------------
 
 /// Network-free by construction: no asset names another origin (the SVG namespace is a name,
@@ -439,7 +457,7 @@ fn ui_in_chromium_lists_filters_and_charts_live_containers() {
             "--name",
             &busy,
             "--cpus",
-            "0.5",
+            "0.3",
             IMAGE,
             "/bin/busybox",
             "sh",
@@ -642,10 +660,96 @@ fn ui_in_chromium_lists_filters_and_charts_live_containers() {
     assert_eq!((&row["threads"], &row["state"]), (&json!("1"), &json!("R")));
     assert!(
         row["pct"].as_f64().unwrap() > 5.0,
-        "a busy loop under --cpus 0.5 shows CPU use: {row}"
+        "a busy loop under --cpus 0.3 shows CPU use: {row}"
     );
     assert_ne!(row["rss"], "–", "{row}");
     browser.screenshot(&shots.join("detail-1280.png"));
+
+    // The page draws the server's rates: for the sample it shows, the throttling chart's
+    // newest value and each interface's Rx/s and Tx/s are the API's, and the pressure chart
+    // shows only when the API has averages. (A synchronous request inside the script, so the
+    // page's sample and the API's answer are compared in one step.)
+    let drawn = browser.wait_js(
+        "the detail page to show the sample the API serves",
+        long,
+        "const v = document.querySelector('[data-view=detail][data-loaded]');
+         if (!v || !v.dataset.sampled) return false;
+         const x = new XMLHttpRequest();
+         x.open('GET', `/api/v1/containers/${arguments[0]}?history=true`, false);
+         x.send();
+         if (x.status !== 200) return false;
+         const api = JSON.parse(x.responseText);
+         const last = api.history[api.history.length - 1];
+         // A sample in which the busy loop ran and was throttled (not every one is, on a
+         // busy machine).
+         if (String(last.t_ms) !== v.dataset.sampled || !(last.cpu_throttled_periods_per_s > 0)
+             || !(last.cpu_cores > 0)) return false;
+         const chart = document.querySelector('[data-chart=cpu-throttling]');
+         return {
+           chart_last: Number(chart.dataset.last), api_last: last.t_ms,
+           throttled: chart.querySelector('.legend .key').textContent,
+           api_throttled: last.cpu_throttled_periods_per_s,
+           cpu: document.querySelector('[data-chart=cpu] .legend .key').textContent,
+           api_cpu: last.cpu_cores,
+           psi: document.querySelector('[data-chart=psi] .legend .key').textContent,
+           api_psi_cpu: last.pressure_avg10 && last.pressure_avg10.cpu_some_pct,
+           rows: [...document.querySelectorAll('#interfaces tbody tr')].map((r) =>
+             [r.dataset.interface, r.cells[3].textContent, r.cells[4].textContent]),
+           api_rates: api.network_interface_rates,
+           psi_hidden: document.querySelector('[data-chart=psi]').hidden,
+           api_psi: api.history.some((p) => p.pressure_avg10 != null),
+         };",
+        json!([busy_id]),
+    );
+    eprintln!("drawn and served rates: {drawn}");
+    assert_eq!(drawn["chart_last"], drawn["api_last"], "{drawn}");
+    // Legends keep three significant digits.
+    let drawn_number = |key: &str| -> f64 {
+        drawn[key]
+            .as_str()
+            .unwrap()
+            .split_whitespace()
+            .find_map(|w| w.trim_end_matches('%').parse().ok())
+            .unwrap()
+    };
+    let close = |shown: f64, served: f64| {
+        (shown - served).abs() <= served.abs() * 0.005 + 0.5 * f64::from(served >= 100.0)
+    };
+    for (chart, served) in [("cpu", "api_cpu"), ("throttled", "api_throttled")] {
+        let served = drawn[served].as_f64().unwrap();
+        assert!(
+            close(drawn_number(chart), served),
+            "{chart} chart against the API's {served}: {drawn}"
+        );
+    }
+    if let Some(served) = drawn["api_psi_cpu"].as_f64() {
+        assert!(close(drawn_number("psi"), served), "{drawn}");
+    }
+    let api_rates = drawn["api_rates"].as_array().unwrap();
+    let rows = drawn["rows"].as_array().unwrap();
+    assert!(
+        !rows.is_empty(),
+        "the container has its own network: {drawn}"
+    );
+    assert_eq!(rows.len(), api_rates.len(), "{drawn}");
+    for (row, rate) in rows.iter().zip(api_rates) {
+        assert_eq!(row[0], rate["name"], "{drawn}");
+        for (cell, key) in [(&row[1], "rx_bytes_per_s"), (&row[2], "tx_bytes_per_s")] {
+            let served = rate[key]
+                .as_f64()
+                .expect("a rate from the second sample on");
+            let (shown, unit) = parse_byte_rate(cell.as_str().unwrap());
+            assert!(
+                (shown - served).abs() <= unit / 2.0 + served * 0.05,
+                "{key} of {}: drawn {cell}, served {served}",
+                rate["name"]
+            );
+        }
+    }
+    assert_eq!(
+        drawn["psi_hidden"],
+        json!(!drawn["api_psi"].as_bool().unwrap())
+    );
 
     // Screenshots: overview and detail at 1280 and 390 px, light and dark.
     let overview_ready = "return !!document.querySelector('[data-view=overview][data-loaded]') && Number(document.querySelector('[data-chart=node-cpu]').dataset.points) > 1;";

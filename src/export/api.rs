@@ -4,7 +4,8 @@
 use crate::model::container::PathIdentity;
 use crate::model::metadata::{display_name, CgroupIdentity, KubernetesNames};
 use crate::model::{
-    CgroupSample, CgroupStats, HistoryPoint, MachineInfo, ProcessList, Rates, RuntimeStatus, Tick,
+    CgroupHistory, CgroupSample, CgroupStats, DeviceRates, HistoryPoint, InterfaceRates,
+    MachineInfo, ProcessList, Rates, RuntimeStatus, Tick,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -46,8 +47,14 @@ pub struct CgroupView<'a> {
     pub created_unix_s: Option<i64>,
     pub stats: &'a CgroupStats,
     pub rates: &'a Rates,
+    /// `history`, `io_device_rates` and `network_interface_rates` are present only when asked
+    /// for (`?history=true`, [`CgroupView::with_history`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<HistoryPoint>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub io_device_rates: Option<Vec<DeviceRates>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_interface_rates: Option<Vec<InterfaceRates>>,
     /// Present only when asked for (`?processes=true`); `Some(None)`, written `null`, when the
     /// member list could not be read (the cgroup is gone since the sample).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -72,6 +79,13 @@ impl Serialize for Labels<'_> {
 }
 
 impl<'a> CgroupView<'a> {
+    /// Adds the cgroup's history: its points and its latest per-device and per-interface rates.
+    pub fn with_history(&mut self, h: CgroupHistory) {
+        self.history = Some(h.points);
+        self.io_device_rates = Some(h.io_devices);
+        self.network_interface_rates = Some(h.interfaces);
+    }
+
     /// Shows only the labels whose keys `allowlist` names (none for an empty list).
     pub fn only_labels(&mut self, allowlist: &'a [String]) {
         if let Some(labels) = self.labels.as_mut() {
@@ -118,6 +132,8 @@ pub fn cgroup_view(tick: &Tick, i: usize) -> Option<CgroupView<'_>> {
         stats: &s.stats,
         rates: row.rates,
         history: None,
+        io_device_rates: None,
+        network_interface_rates: None,
         processes: None,
     })
 }

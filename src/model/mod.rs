@@ -17,4 +17,7 @@ pub use machine::MachineInfo;
 pub use process::{OwnProcess, ProcessInfo, ProcessList};
 pub use snapshot::{CgroupSample, HostStats, Snapshot};
 pub use stats::*;
-pub use tick::{CgroupRow, HistoryPoint, Rates, RuntimeStatus, Tick};
+pub use tick::{
+    CgroupHistory, CgroupRow, DeviceRates, HistoryPoint, InterfaceRates, PressureAvg10, Rates,
+    RuntimeStatus, Tick,
+};

@@ -1,7 +1,7 @@
 //! What one sampler tick publishes: the identified snapshot plus per-cgroup rates and
 //! lifecycle times, and the per-cgroup history points. Plain data for the exporters.
 
-use super::{CgroupSample, Snapshot};
+use super::{CgroupSample, Pressure, PressureStats, Snapshot};
 use serde::Serialize;
 
 /// Rates over the interval between two samples of the same cgroup.
@@ -29,11 +29,69 @@ pub struct HistoryPoint {
     pub memory_usage_bytes: Option<u64>,
     pub memory_working_set_bytes: Option<u64>,
     pub cpu_throttled_periods: Option<u64>,
+    /// Periods throttled per second since the previous point; `None` on a series' first point
+    /// and when the counter went backwards.
+    pub cpu_throttled_periods_per_s: Option<f64>,
     pub pids_current: Option<u64>,
+    /// PSI's 10-second averages; `None` when the cgroup reports no pressure (cgroup v1).
+    pub pressure_avg10: Option<PressureAvg10>,
+}
+
+/// The `avg10` of each PSI line, percent; each `None` when the kernel does not write it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct PressureAvg10 {
+    pub cpu_some_pct: Option<f64>,
+    pub cpu_full_pct: Option<f64>,
+    pub memory_some_pct: Option<f64>,
+    pub memory_full_pct: Option<f64>,
+    pub io_some_pct: Option<f64>,
+    pub io_full_pct: Option<f64>,
+}
+
+impl PressureAvg10 {
+    /// The averages of `p`.
+    pub fn of(p: &PressureStats) -> Self {
+        let some = |r: &Option<Pressure>| r.as_ref()?.some.as_ref().map(|l| l.avg10_pct);
+        let full = |r: &Option<Pressure>| r.as_ref()?.full.as_ref().map(|l| l.avg10_pct);
+        PressureAvg10 {
+            cpu_some_pct: some(&p.cpu),
+            cpu_full_pct: full(&p.cpu),
+            memory_some_pct: some(&p.memory),
+            memory_full_pct: full(&p.memory),
+            io_some_pct: some(&p.io),
+            io_full_pct: full(&p.io),
+        }
+    }
+}
+
+/// Block IO rates of one device between the last two samples of a cgroup.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct DeviceRates {
+    pub major: u64,
+    pub minor: u64,
+    pub read_bytes_per_s: Option<f64>,
+    pub write_bytes_per_s: Option<f64>,
+}
+
+/// Network rates of one interface between the last two samples of a cgroup.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InterfaceRates {
+    pub name: String,
+    pub rx_bytes_per_s: Option<f64>,
+    pub tx_bytes_per_s: Option<f64>,
+}
+
+/// What `?history=true` adds to a cgroup: its points, and the latest rates per device and
+/// per interface (every device and interface of the latest sample, `None` rates on its first).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CgroupHistory {
+    pub points: Vec<HistoryPoint>,
+    pub io_devices: Vec<DeviceRates>,
+    pub interfaces: Vec<InterfaceRates>,
 }
 
 impl HistoryPoint {
-    /// The point of `sample` at `t_ms`.
+    /// The point of `sample` at `t_ms` (its throttling rate is left to the series it joins).
     pub fn of(t_ms: u64, sample: &CgroupSample, rates: Rates) -> Self {
         let s = &sample.stats;
         HistoryPoint {
@@ -42,7 +100,9 @@ impl HistoryPoint {
             memory_usage_bytes: s.memory.as_ref().and_then(|m| m.usage_bytes),
             memory_working_set_bytes: s.memory.as_ref().and_then(|m| m.working_set_bytes),
             cpu_throttled_periods: s.cpu.as_ref().and_then(|c| c.throttled_periods),
+            cpu_throttled_periods_per_s: None,
             pids_current: s.pids.as_ref().and_then(|p| p.current),
+            pressure_avg10: s.pressure.as_ref().map(PressureAvg10::of),
         }
     }
 }

@@ -1,19 +1,23 @@
 //! Bounded per-cgroup history: one point per tick, dropped by age (`--history`) and by count,
-//! and dropped whole when the cgroup goes. Shared between the sampler (writer) and the API.
-//! Stored compactly: 36 bytes a point as a rule, the sample time shared by a tick's cgroups.
+//! and dropped whole when the cgroup goes; with each cgroup's latest per-device and
+//! per-interface rates. Shared between the sampler (writer) and the API, which only reads it.
+//! Stored compactly: 48 bytes a point, the sample time shared by a tick's cgroups.
 
-use crate::model::{CgroupPath, HistoryPoint, Rates};
+use super::rates::per_second;
+use crate::model::{
+    CgroupHistory, CgroupPath, CgroupSample, CgroupStats, DeviceRates, HistoryPoint,
+    InterfaceRates, PressureAvg10, Rates,
+};
 use std::collections::{HashMap, VecDeque};
 
-/// A history point in full: 48 bytes instead of `HistoryPoint`'s 152, which is most of a
-/// 1,000-container daemon's memory at 2 minutes of history. The sample time is not here: a
-/// cgroup has a point in every tick since it appeared (a tick without it drops its whole
-/// series), so its points line up with the last ticks' times, kept once in `History::times`.
-/// Rates become f32 (charts need no more than 7 digits) with NaN for absent; counters keep
-/// u64 with `u64::MAX` for absent. These sentinels never leave this file: `unpack` turns
-/// them back into `None`.
+/// A stored point: 48 bytes instead of `HistoryPoint`'s, which is most of a 1,000-container
+/// daemon's memory at 2 minutes of history. The sample time is not here: a cgroup has a point
+/// in every tick since it appeared (a tick without it drops its whole series), so its points
+/// line up with the last ticks' times, kept once in `History::times`. Rates become f32 (charts
+/// need no more than 7 digits) with NaN for absent; counts keep their width with their
+/// maximum for absent. These sentinels never leave `pack` and `unpack`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Wide {
+struct Stored {
     rates: [f32; 5],
     pids: u32,
     memory_usage: u64,
@@ -21,22 +25,11 @@ struct Wide {
     throttled: u64,
 }
 
-/// The usual form of a stored point, exactly as much as `Wide` says in 36 bytes: memory in
-/// 4 KiB units (the kernel counts it in pages, so usage and working set are whole pages) and
-/// throttled periods in 32 bits. A point that does not fit is kept `Wide`, and so is every
-/// point of its series from then on; `u32::MAX` is absent.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Narrow {
-    rates: [f32; 5],
-    pids: u32,
-    memory_usage_4k: u32,
-    working_set_4k: u32,
-    throttled: u32,
-}
+/// PSI's six `avg10`s in hundredths of a percent (the kernel's own resolution), `u16::MAX`
+/// for absent. Kept only for cgroups that report pressure: none do on cgroup v1.
+type StoredPressure = [u16; 6];
 
-const ABSENT: u64 = u64::MAX;
-const ABSENT_U32: u32 = u32::MAX;
-const UNIT_4K: u64 = 4096;
+const ABSENT_PRESSURE: u16 = u16::MAX;
 
 fn pack_rate(v: Option<f64>) -> f32 {
     v.map_or(f32::NAN, |v| v as f32)
@@ -47,36 +40,30 @@ fn unpack_rate(v: f32) -> Option<f64> {
 }
 
 fn pack_u64(v: Option<u64>) -> u64 {
-    v.map_or(ABSENT, |v| v.min(ABSENT - 1))
+    v.map_or(u64::MAX, |v| v.min(u64::MAX - 1))
 }
 
 fn unpack_u64(v: u64) -> Option<u64> {
-    (v != ABSENT).then_some(v)
+    (v != u64::MAX).then_some(v)
 }
 
-/// `v` (or absent) as a 32-bit count of `unit`s, when that is exact.
-fn narrow(v: u64, unit: u64) -> Option<u32> {
-    if v == ABSENT {
-        return Some(ABSENT_U32);
-    }
-    if v % unit != 0 {
-        return None;
-    }
-    u32::try_from(v / unit).ok().filter(|n| *n != ABSENT_U32)
+fn pack_pct(v: Option<f64>) -> u16 {
+    // At most 100.00 %, so 10,000 hundredths: clamped all the same, never read as absent.
+    v.map_or(ABSENT_PRESSURE, |v| {
+        (v * 100.0)
+            .round()
+            .clamp(0.0, f64::from(ABSENT_PRESSURE - 1)) as u16
+    })
 }
 
-fn widen(n: u32, unit: u64) -> u64 {
-    if n == ABSENT_U32 {
-        ABSENT
-    } else {
-        u64::from(n) * unit
-    }
+fn unpack_pct(v: u16) -> Option<f64> {
+    (v != ABSENT_PRESSURE).then(|| f64::from(v) / 100.0)
 }
 
-impl Wide {
+impl Stored {
     fn pack(p: &HistoryPoint) -> Self {
         let r = &p.rates;
-        Wide {
+        Stored {
             rates: [
                 pack_rate(r.cpu_cores),
                 pack_rate(r.io_read_bytes_per_s),
@@ -87,14 +74,14 @@ impl Wide {
             // A real count never reaches u32::MAX (pid_max is at most 2^22).
             pids: p
                 .pids_current
-                .map_or(ABSENT_U32, |v| u32::try_from(v).unwrap_or(ABSENT_U32 - 1)),
+                .map_or(u32::MAX, |v| u32::try_from(v).unwrap_or(u32::MAX - 1)),
             memory_usage: pack_u64(p.memory_usage_bytes),
             working_set: pack_u64(p.memory_working_set_bytes),
             throttled: pack_u64(p.cpu_throttled_periods),
         }
     }
 
-    fn unpack(&self, t_ms: u64) -> HistoryPoint {
+    fn unpack(&self, t_ms: u64, pressure: Option<&StoredPressure>) -> HistoryPoint {
         let [cpu, io_r, io_w, rx, tx] = self.rates;
         HistoryPoint {
             t_ms,
@@ -108,99 +95,72 @@ impl Wide {
             memory_usage_bytes: unpack_u64(self.memory_usage),
             memory_working_set_bytes: unpack_u64(self.working_set),
             cpu_throttled_periods: unpack_u64(self.throttled),
-            pids_current: (self.pids != ABSENT_U32).then_some(u64::from(self.pids)),
+            cpu_throttled_periods_per_s: None,
+            pids_current: (self.pids != u32::MAX).then_some(u64::from(self.pids)),
+            pressure_avg10: pressure
+                .filter(|p| p.iter().any(|v| *v != ABSENT_PRESSURE))
+                .map(|p| PressureAvg10 {
+                    cpu_some_pct: unpack_pct(p[0]),
+                    cpu_full_pct: unpack_pct(p[1]),
+                    memory_some_pct: unpack_pct(p[2]),
+                    memory_full_pct: unpack_pct(p[3]),
+                    io_some_pct: unpack_pct(p[4]),
+                    io_full_pct: unpack_pct(p[5]),
+                }),
         }
     }
 }
 
-impl Narrow {
-    /// `w` in 36 bytes, or `None` when that would change a value.
-    fn of(w: &Wide) -> Option<Self> {
-        Some(Narrow {
-            rates: w.rates,
-            pids: w.pids,
-            memory_usage_4k: narrow(w.memory_usage, UNIT_4K)?,
-            working_set_4k: narrow(w.working_set, UNIT_4K)?,
-            throttled: narrow(w.throttled, 1)?,
-        })
-    }
-
-    fn widen(&self) -> Wide {
-        Wide {
-            rates: self.rates,
-            pids: self.pids,
-            memory_usage: widen(self.memory_usage_4k, UNIT_4K),
-            working_set: widen(self.working_set_4k, UNIT_4K),
-            throttled: widen(self.throttled, 1),
-        }
-    }
+fn pack_pressure(p: Option<&PressureAvg10>) -> StoredPressure {
+    let Some(p) = p else {
+        return [ABSENT_PRESSURE; 6];
+    };
+    [
+        p.cpu_some_pct,
+        p.cpu_full_pct,
+        p.memory_some_pct,
+        p.memory_full_pct,
+        p.io_some_pct,
+        p.io_full_pct,
+    ]
+    .map(pack_pct)
 }
 
-/// A series' points, oldest first, all in one form.
-#[derive(Debug)]
-enum Points {
-    Narrow(VecDeque<Narrow>),
-    Wide(VecDeque<Wide>),
+/// The per-device and per-interface counters of one sample, kept to the next one's rates.
+#[derive(Debug, Default)]
+struct Counters {
+    /// (major, minor, read bytes, written bytes), in the sample's order.
+    devices: Vec<(u64, u64, Option<u64>, Option<u64>)>,
+    /// (name, received bytes, sent bytes), in the sample's order.
+    interfaces: Vec<(String, u64, u64)>,
 }
 
-impl Points {
-    fn len(&self) -> usize {
-        match self {
-            Points::Narrow(d) => d.len(),
-            Points::Wide(d) => d.len(),
+impl Counters {
+    /// Becomes the counters of `stats`, keeping its allocations (names included) across ticks.
+    fn set(&mut self, stats: &CgroupStats) {
+        self.devices.clear();
+        if let Some(io) = &stats.io {
+            self.devices.extend(
+                io.devices
+                    .iter()
+                    .map(|d| (d.major, d.minor, d.read_bytes, d.write_bytes)),
+            );
         }
-    }
-
-    fn pop_front(&mut self) {
-        match self {
-            Points::Narrow(d) => {
-                d.pop_front();
-            }
-            Points::Wide(d) => {
-                d.pop_front();
-            }
-        }
-    }
-
-    fn pop_back(&mut self) {
-        match self {
-            Points::Narrow(d) => {
-                d.pop_back();
-            }
-            Points::Wide(d) => {
-                d.pop_back();
-            }
-        }
-    }
-
-    /// Appends `w`, turning the whole series wide the first time a point needs it. The
-    /// caller keeps the length below the capacity, so this never reallocates.
-    fn push_back(&mut self, w: Wide) {
-        match self {
-            Points::Narrow(d) => match Narrow::of(&w) {
-                Some(n) => d.push_back(n),
-                None => {
-                    let mut wide = VecDeque::with_capacity(d.capacity());
-                    wide.extend(d.iter().map(Narrow::widen));
-                    wide.push_back(w);
-                    *self = Points::Wide(wide);
+        let interfaces = stats
+            .network
+            .as_ref()
+            .map_or(&[][..], |n| &n.interfaces[..]);
+        self.interfaces.truncate(interfaces.len());
+        for (i, n) in interfaces.iter().enumerate() {
+            match self.interfaces.get_mut(i) {
+                Some(slot) => {
+                    slot.0.clone_from(&n.name);
+                    (slot.1, slot.2) = (n.rx_bytes, n.tx_bytes);
                 }
-            },
-            Points::Wide(d) => d.push_back(w),
-        }
-    }
-
-    fn iter(&self) -> Box<dyn Iterator<Item = Wide> + '_> {
-        match self {
-            Points::Narrow(d) => Box::new(d.iter().map(Narrow::widen)),
-            Points::Wide(d) => Box::new(d.iter().copied()),
-        }
-    }
-
-    fn allocated_bytes(&self) -> usize {
-        match self {
-            Points::Narrow(d) => d.capacity() * std::mem::size_of::<Narrow>(),
-            Points::Wide(d) => d.capacity() * std::mem::size_of::<Wide>(),
+                None => self
+                    .interfaces
+                    .push((n.name.clone(), n.rx_bytes, n.tx_bytes)),
+            }
         }
     }
 }
@@ -208,9 +168,47 @@ impl Points {
 /// One cgroup's points, oldest first; the last of them belongs to the latest tick it was in.
 #[derive(Debug)]
 struct Series {
-    points: Points,
+    points: VecDeque<Stored>,
+    /// PSI of the newest `pressure.len()` points, from the first that had any (so never more
+    /// entries than `points`).
+    pressure: Option<VecDeque<StoredPressure>>,
+    /// Counters of the latest sample and of the one before it (an empty set for a new series).
+    latest: Counters,
+    previous: Counters,
     /// The `History::round` that last recorded a point here.
     round: u64,
+}
+
+impl Series {
+    fn pop_back(&mut self) {
+        if let Some(p) = self
+            .pressure
+            .as_mut()
+            .filter(|p| p.len() == self.points.len())
+        {
+            p.pop_back();
+        }
+        self.points.pop_back();
+    }
+
+    fn keep_newest(&mut self, n: usize) {
+        while self.points.len() > n {
+            self.points.pop_front();
+        }
+        if let Some(p) = self.pressure.as_mut() {
+            while p.len() > n {
+                p.pop_front();
+            }
+        }
+    }
+
+    fn allocated_bytes(&self) -> usize {
+        self.points.capacity() * std::mem::size_of::<Stored>()
+            + self
+                .pressure
+                .as_ref()
+                .map_or(0, |p| p.capacity() * std::mem::size_of::<StoredPressure>())
+    }
 }
 
 /// Every cgroup's recent points.
@@ -241,12 +239,13 @@ impl History {
         }
     }
 
-    /// Appends one point per cgroup of this tick (all taken at `now_ms`) and forgets cgroups
-    /// that are gone. A path given twice keeps its last point.
+    /// Appends one point per cgroup of this tick (all taken at `now_ms`, with the rates the
+    /// sampler computed) and forgets cgroups that are gone. A path given twice keeps its last
+    /// point.
     pub fn record<'a>(
         &mut self,
         now_ms: u64,
-        points: impl IntoIterator<Item = (&'a CgroupPath, HistoryPoint)>,
+        samples: impl IntoIterator<Item = (&'a CgroupSample, Rates)>,
     ) {
         self.round += 1;
         // Room first, then the push: a deque pushed past its capacity doubles it, and every
@@ -265,24 +264,36 @@ impl History {
         // The point of this tick is always kept, even when the clock jumped forward.
         let keep = self.times.len().max(1);
         let cap = self.max_points.min(INITIAL_POINTS_CAP);
-        for (path, point) in points {
-            let packed = Wide::pack(&point);
-            let series = match self.series.get_mut(path) {
+        for (sample, rates) in samples {
+            let point = HistoryPoint::of(now_ms, sample, rates);
+            let series = match self.series.get_mut(&sample.path) {
                 Some(s) => s,
-                None => self.series.entry(path.clone()).or_insert_with(|| Series {
-                    points: Points::Narrow(VecDeque::with_capacity(cap)),
-                    round: 0,
-                }),
+                None => self
+                    .series
+                    .entry(sample.path.clone())
+                    .or_insert_with(|| Series {
+                        points: VecDeque::with_capacity(cap),
+                        pressure: None,
+                        latest: Counters::default(),
+                        previous: Counters::default(),
+                        round: 0,
+                    }),
             };
             if series.round == self.round {
-                series.points.pop_back();
+                series.pop_back();
             } else {
                 series.round = self.round;
-                while series.points.len() >= keep {
-                    series.points.pop_front();
-                }
+                series.keep_newest(keep - 1);
+                std::mem::swap(&mut series.latest, &mut series.previous);
             }
-            series.points.push_back(packed);
+            series.latest.set(&sample.stats);
+            series.points.push_back(Stored::pack(&point));
+            if point.pressure_avg10.is_some() && series.pressure.is_none() {
+                series.pressure = Some(VecDeque::with_capacity(cap));
+            }
+            if let Some(p) = series.pressure.as_mut() {
+                p.push_back(pack_pressure(point.pressure_avg10.as_ref()));
+            }
         }
         let round = self.round;
         self.series.retain(|_, s| s.round == round);
@@ -295,12 +306,75 @@ impl History {
         };
         // A series never holds more points than there are times (`record` trims it to them).
         let skip = self.times.len().saturating_sub(series.points.len());
-        self.times
+        let no_pressure = series.points.len() - series.pressure.as_ref().map_or(0, |p| p.len());
+        let mut out: Vec<HistoryPoint> = self
+            .times
             .iter()
             .skip(skip)
             .zip(series.points.iter())
-            .map(|(t, p)| p.unpack(*t))
-            .collect()
+            .enumerate()
+            .map(|(i, (t, p))| {
+                let pressure = i
+                    .checked_sub(no_pressure)
+                    .and_then(|j| series.pressure.as_ref()?.get(j));
+                p.unpack(*t, pressure)
+            })
+            .collect();
+        for i in 1..out.len() {
+            let (before, after) = out.split_at_mut(i);
+            let (q, p) = (&before[i - 1], &mut after[0]);
+            p.cpu_throttled_periods_per_s = per_second(
+                q.cpu_throttled_periods,
+                p.cpu_throttled_periods,
+                p.t_ms.saturating_sub(q.t_ms) as f64 / 1000.0,
+            );
+        }
+        out
+    }
+
+    /// A cgroup's points and its latest per-device and per-interface rates.
+    pub fn of(&self, path: &CgroupPath) -> CgroupHistory {
+        let Some(series) = self.series.get(path) else {
+            return CgroupHistory::default();
+        };
+        // Rates span the last two ticks, which a series with two points was in.
+        let elapsed_s = match (series.points.len(), self.times.len()) {
+            (2.., n @ 2..) => self.times[n - 1].saturating_sub(self.times[n - 2]) as f64 / 1000.0,
+            _ => 0.0,
+        };
+        let prev = &series.previous;
+        let io_devices = series
+            .latest
+            .devices
+            .iter()
+            .map(|&(major, minor, read, write)| {
+                let before = prev.devices.iter().find(|d| (d.0, d.1) == (major, minor));
+                DeviceRates {
+                    major,
+                    minor,
+                    read_bytes_per_s: per_second(before.and_then(|d| d.2), read, elapsed_s),
+                    write_bytes_per_s: per_second(before.and_then(|d| d.3), write, elapsed_s),
+                }
+            })
+            .collect();
+        let interfaces = series
+            .latest
+            .interfaces
+            .iter()
+            .map(|(name, rx, tx)| {
+                let before = prev.interfaces.iter().find(|i| i.0 == *name);
+                InterfaceRates {
+                    name: name.clone(),
+                    rx_bytes_per_s: per_second(before.map(|i| i.1), Some(*rx), elapsed_s),
+                    tx_bytes_per_s: per_second(before.map(|i| i.2), Some(*tx), elapsed_s),
+                }
+            })
+            .collect();
+        CgroupHistory {
+            points: self.points(path),
+            io_devices,
+            interfaces,
+        }
     }
 
     /// Number of cgroups with history.
@@ -314,11 +388,7 @@ impl History {
 
     /// Bytes held for points and times (allocated capacity, not counting the map of paths).
     pub fn point_bytes(&self) -> usize {
-        let points: usize = self
-            .series
-            .values()
-            .map(|s| s.points.allocated_bytes())
-            .sum();
+        let points: usize = self.series.values().map(Series::allocated_bytes).sum();
         points + self.times.capacity() * std::mem::size_of::<u64>()
     }
 }
@@ -326,7 +396,10 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Rates;
+    use crate::model::{
+        CpuStats, InterfaceStats, IoDeviceStats, IoStats, MemoryStats, NetworkStats, PidsStats,
+        Pressure, PressureLine, PressureStats, Rates,
+    };
 
     fn point(t_ms: u64) -> HistoryPoint {
         HistoryPoint {
@@ -335,7 +408,9 @@ mod tests {
             memory_usage_bytes: None,
             memory_working_set_bytes: None,
             cpu_throttled_periods: None,
+            cpu_throttled_periods_per_s: None,
             pids_current: None,
+            pressure_avg10: None,
         }
     }
 
@@ -353,8 +428,73 @@ mod tests {
             memory_usage_bytes: Some(v << 12),
             memory_working_set_bytes: Some(v << 13),
             cpu_throttled_periods: Some(v),
+            cpu_throttled_periods_per_s: None,
             pids_current: Some(v % 7),
+            pressure_avg10: None,
         }
+    }
+
+    fn line(avg10_pct: f64) -> Option<PressureLine> {
+        Some(PressureLine {
+            avg10_pct,
+            ..PressureLine::default()
+        })
+    }
+
+    /// The sample `HistoryPoint::of` makes `p` of (its time and throttling rate aside).
+    fn sample_of(path: &CgroupPath, p: &HistoryPoint) -> CgroupSample {
+        let pressure = p.pressure_avg10.map(|a| {
+            let resource = |some: Option<f64>, full: Option<f64>| {
+                Some(Pressure {
+                    some: some.and_then(line),
+                    full: full.and_then(line),
+                })
+            };
+            PressureStats {
+                cpu: resource(a.cpu_some_pct, a.cpu_full_pct),
+                memory: resource(a.memory_some_pct, a.memory_full_pct),
+                io: resource(a.io_some_pct, a.io_full_pct),
+            }
+        });
+        CgroupSample {
+            path: path.clone(),
+            identity: None,
+            stats: CgroupStats {
+                cpu: Some(CpuStats {
+                    throttled_periods: p.cpu_throttled_periods,
+                    ..CpuStats::default()
+                }),
+                memory: Some(MemoryStats {
+                    usage_bytes: p.memory_usage_bytes,
+                    working_set_bytes: p.memory_working_set_bytes,
+                    ..MemoryStats::default()
+                }),
+                pids: Some(PidsStats {
+                    current: p.pids_current,
+                    limit: None,
+                }),
+                pressure,
+                ..CgroupStats::default()
+            },
+        }
+    }
+
+    /// Records one tick of `points`, each as its cgroup's sample with the point's rates.
+    fn rec<const N: usize>(h: &mut History, now_ms: u64, points: [(&CgroupPath, HistoryPoint); N]) {
+        let samples: Vec<(CgroupSample, Rates)> = points
+            .iter()
+            .map(|(path, p)| (sample_of(path, p), p.rates))
+            .collect();
+        h.record(now_ms, samples.iter().map(|(s, r)| (s, *r)));
+    }
+
+    /// The points of `path` as stored, without the throttling rate derived from them.
+    fn stored(h: &History, path: &CgroupPath) -> Vec<HistoryPoint> {
+        let mut points = h.points(path);
+        for p in &mut points {
+            p.cpu_throttled_periods_per_s = None;
+        }
+        points
     }
 
     fn times(h: &History, path: &CgroupPath) -> Vec<u64> {
@@ -365,14 +505,10 @@ mod tests {
     fn round_trip(p: &HistoryPoint) -> HistoryPoint {
         let a = CgroupPath::from_relative("a");
         let mut h = History::new(60_000, 10);
-        h.record(p.t_ms, [(&a, *p)]);
+        rec(&mut h, p.t_ms, [(&a, *p)]);
         let back = h.points(&a);
         assert_eq!(back.len(), 1);
         back[0]
-    }
-
-    fn is_narrow(h: &History, path: &CgroupPath) -> bool {
-        matches!(h.series[path].points, Points::Narrow(_))
     }
 
     #[test]
@@ -389,7 +525,9 @@ mod tests {
             memory_usage_bytes: Some(u64::MAX),
             memory_working_set_bytes: None,
             cpu_throttled_periods: Some(7),
+            cpu_throttled_periods_per_s: None,
             pids_current: None,
+            pressure_avg10: None,
         };
         let back = round_trip(&p);
         assert_eq!(back.t_ms, 42);
@@ -405,8 +543,8 @@ mod tests {
         assert_eq!(back.memory_working_set_bytes, None);
         assert_eq!(back.cpu_throttled_periods, Some(7));
         assert_eq!(back.pids_current, None);
-        assert_eq!(std::mem::size_of::<Wide>(), 48);
-        assert_eq!(std::mem::size_of::<Narrow>(), 36);
+        assert_eq!(std::mem::size_of::<Stored>(), 48);
+        assert_eq!(std::mem::size_of::<StoredPressure>(), 12);
     }
 
     #[test]
@@ -438,7 +576,9 @@ mod tests {
                 memory_usage_bytes: memory,
                 memory_working_set_bytes: working_set,
                 cpu_throttled_periods: throttled,
+                cpu_throttled_periods_per_s: None,
                 pids_current: Some(u64::from(u32::MAX - 1)),
+                pressure_avg10: None,
             };
             assert_eq!(round_trip(&p), p, "exact where f32 is");
         }
@@ -454,31 +594,181 @@ mod tests {
     }
 
     #[test]
-    fn a_series_turns_wide_for_a_point_that_needs_it_and_keeps_every_value() {
+    fn counts_that_are_not_whole_pages_keep_every_value() {
         let a = CgroupPath::from_relative("a");
-        let b = CgroupPath::from_relative("b");
         let mut h = History::new(60_000, 5);
-        for t in 0..3u64 {
-            h.record(t, [(&a, valued(t, t)), (&b, valued(t, t))]);
-        }
-        assert!(is_narrow(&h, &a) && is_narrow(&h, &b));
         let odd = HistoryPoint {
             memory_usage_bytes: Some(4096 * 3 + 1),
-            ..valued(3, 3)
+            memory_working_set_bytes: Some(u64::from(u32::MAX) << 13),
+            cpu_throttled_periods: Some(u64::from(u32::MAX) + 1),
+            ..valued(1, 1)
         };
-        h.record(3, [(&a, odd), (&b, valued(3, 3))]);
-        assert!(!is_narrow(&h, &a), "not a whole number of pages");
-        assert!(is_narrow(&h, &b), "the other series stays narrow");
-        for t in 4..7u64 {
-            h.record(t, [(&a, valued(t, t)), (&b, valued(t, t))]);
+        for t in 0..5u64 {
+            let p = if t == 1 { odd } else { valued(t, t) };
+            rec(&mut h, t, [(&a, p)]);
         }
-        let mut expected: Vec<HistoryPoint> = (2..7u64).map(|t| valued(t, t)).collect();
-        assert_eq!(h.points(&b), expected);
+        let mut expected: Vec<HistoryPoint> = (0..5u64).map(|t| valued(t, t)).collect();
         expected[1] = odd;
-        assert_eq!(h.points(&a), expected);
-        if let Points::Wide(d) = &h.series[&a].points {
-            assert!(d.capacity() < 10, "turning wide keeps the capacity");
+        assert_eq!(stored(&h, &a), expected);
+    }
+
+    #[test]
+    fn throttling_is_charted_as_periods_per_second_between_points() {
+        let a = CgroupPath::from_relative("a");
+        let mut h = History::new(60_000, 10);
+        for (t, periods) in [
+            (0, Some(10)),
+            (2000, Some(30)),
+            (3000, Some(5)),
+            (4000, None),
+        ] {
+            let p = HistoryPoint {
+                cpu_throttled_periods: periods,
+                ..point(t)
+            };
+            rec(&mut h, t, [(&a, p)]);
         }
+        let rates: Vec<Option<f64>> = h
+            .points(&a)
+            .iter()
+            .map(|p| p.cpu_throttled_periods_per_s)
+            .collect();
+        // 20 periods over 2 s; then a counter that went backwards, then one that is absent.
+        assert_eq!(rates, [None, Some(10.0), None, None]);
+    }
+
+    #[test]
+    fn pressure_is_kept_from_the_first_point_that_reports_it() {
+        let a = CgroupPath::from_relative("a");
+        let b = CgroupPath::from_relative("b");
+        let mut h = History::new(60_000, 3);
+        let psi = |v: f64| PressureAvg10 {
+            cpu_some_pct: Some(v),
+            cpu_full_pct: None,
+            memory_some_pct: Some(100.0),
+            memory_full_pct: Some(0.0),
+            // Two decimals, as the kernel writes them.
+            io_some_pct: Some(v - 1.0),
+            io_full_pct: Some(0.01),
+        };
+        for t in 0..5u64 {
+            let with = HistoryPoint {
+                pressure_avg10: (t >= 2).then(|| psi(t as f64 + 0.25)),
+                ..point(t)
+            };
+            rec(&mut h, t, [(&a, with), (&b, point(t))]);
+        }
+        let got: Vec<Option<PressureAvg10>> =
+            h.points(&a).iter().map(|p| p.pressure_avg10).collect();
+        assert_eq!(got, [Some(psi(2.25)), Some(psi(3.25)), Some(psi(4.25)),]);
+        assert!(h.series[&b].pressure.is_none(), "nothing kept without PSI");
+        let mut early = History::new(60_000, 4);
+        for t in 0..3u64 {
+            let with = HistoryPoint {
+                pressure_avg10: (t == 1).then(|| psi(1.5)),
+                ..point(t)
+            };
+            rec(&mut early, t, [(&a, with)]);
+        }
+        let got: Vec<Option<PressureAvg10>> =
+            early.points(&a).iter().map(|p| p.pressure_avg10).collect();
+        assert_eq!(got, [None, Some(psi(1.5)), None]);
+    }
+
+    fn with_counters(
+        path: &CgroupPath,
+        devices: &[(u64, u64)],
+        interfaces: &[(&str, u64)],
+    ) -> CgroupSample {
+        CgroupSample {
+            path: path.clone(),
+            identity: None,
+            stats: CgroupStats {
+                io: Some(IoStats {
+                    devices: devices
+                        .iter()
+                        .map(|&(minor, bytes)| IoDeviceStats {
+                            major: 8,
+                            minor,
+                            device: None,
+                            read_bytes: Some(bytes),
+                            write_bytes: (minor == 0).then_some(2 * bytes),
+                            read_ops: None,
+                            write_ops: None,
+                        })
+                        .collect(),
+                }),
+                network: Some(NetworkStats {
+                    interfaces: interfaces
+                        .iter()
+                        .map(|&(name, bytes)| InterfaceStats {
+                            name: name.into(),
+                            rx_bytes: bytes,
+                            tx_bytes: bytes / 4,
+                            ..InterfaceStats::default()
+                        })
+                        .collect(),
+                    ..NetworkStats::default()
+                }),
+                ..CgroupStats::default()
+            },
+        }
+    }
+
+    #[test]
+    fn device_and_interface_rates_span_the_last_two_ticks() {
+        let a = CgroupPath::from_relative("a");
+        let mut h = History::new(60_000, 10);
+        let first = with_counters(&a, &[(0, 1000), (16, 500)], &[("eth0", 4000), ("lo", 7)]);
+        h.record(1000, [(&first, Rates::default())]);
+        let news = h.of(&a);
+        assert_eq!(news.points.len(), 1);
+        assert!(news.io_devices.iter().all(|d| d.read_bytes_per_s.is_none()));
+        assert!(news.interfaces.iter().all(|i| i.rx_bytes_per_s.is_none()));
+        let second = with_counters(&a, &[(0, 5000), (32, 100)], &[("eth0", 2000), ("lo", 7)]);
+        h.record(3000, [(&second, Rates::default())]);
+        let two = h.of(&a);
+        assert_eq!(
+            two.io_devices,
+            [
+                DeviceRates {
+                    major: 8,
+                    minor: 0,
+                    read_bytes_per_s: Some(2000.0),
+                    write_bytes_per_s: Some(4000.0),
+                },
+                DeviceRates {
+                    major: 8,
+                    minor: 32,
+                    read_bytes_per_s: None,
+                    write_bytes_per_s: None,
+                },
+            ],
+            "a device new to this tick has no rate yet"
+        );
+        assert_eq!(
+            two.interfaces,
+            [
+                InterfaceRates {
+                    name: "eth0".into(),
+                    rx_bytes_per_s: None,
+                    tx_bytes_per_s: None,
+                },
+                InterfaceRates {
+                    name: "lo".into(),
+                    rx_bytes_per_s: Some(0.0),
+                    tx_bytes_per_s: Some(0.0),
+                },
+            ],
+            "counters that went backwards give no rate"
+        );
+        let third = with_counters(&a, &[(0, 5000)], &[("eth0", 3000)]);
+        h.record(3500, [(&third, Rates::default())]);
+        let three = h.of(&a);
+        assert_eq!(three.interfaces[0].rx_bytes_per_s, Some(2000.0));
+        assert_eq!(three.interfaces[0].tx_bytes_per_s, Some(500.0));
+        assert_eq!(three.io_devices.len(), 1);
+        assert!(h.of(&CgroupPath::from_relative("gone")).points.is_empty());
     }
 
     #[test]
@@ -502,16 +792,20 @@ mod tests {
         let b = CgroupPath::from_relative("b");
         let mut h = History::new(3_000, 3);
         for t in 0..10u64 {
-            h.record(t * 1000, [(&a, point(t * 1000)), (&b, point(t * 1000))]);
+            rec(
+                &mut h,
+                t * 1000,
+                [(&a, point(t * 1000)), (&b, point(t * 1000))],
+            );
         }
-        assert_eq!(h.points(&a).len(), 3);
-        assert_eq!(h.points(&a)[0].t_ms, 7000);
-        h.record(10_000, [(&a, point(10_000))]);
+        assert_eq!(stored(&h, &a).len(), 3);
+        assert_eq!(stored(&h, &a)[0].t_ms, 7000);
+        rec(&mut h, 10_000, [(&a, point(10_000))]);
         assert!(h.points(&b).is_empty());
         assert_eq!(h.len(), 1);
         let mut aged = History::new(1_500, 100);
         for t in 0..5u64 {
-            aged.record(t * 1000, [(&a, point(t * 1000))]);
+            rec(&mut aged, t * 1000, [(&a, point(t * 1000))]);
         }
         assert_eq!(times(&aged, &a), [3000, 4000]);
     }
@@ -521,10 +815,10 @@ mod tests {
         let a = CgroupPath::from_relative("a");
         let mut h = History::new(60_000, 4);
         for t in 0..6u64 {
-            h.record(t * 1000, [(&a, valued(t * 1000, t))]);
+            rec(&mut h, t * 1000, [(&a, valued(t * 1000, t))]);
         }
         let expected: Vec<HistoryPoint> = (2..6u64).map(|t| valued(t * 1000, t)).collect();
-        assert_eq!(h.points(&a), expected);
+        assert_eq!(stored(&h, &a), expected);
     }
 
     #[test]
@@ -533,10 +827,11 @@ mod tests {
         let late = CgroupPath::from_relative("late");
         let mut h = History::new(60_000, 5);
         for t in 0..4u64 {
-            h.record(t * 1000, [(&a, valued(t * 1000, t))]);
+            rec(&mut h, t * 1000, [(&a, valued(t * 1000, t))]);
         }
         for t in 4..6u64 {
-            h.record(
+            rec(
+                &mut h,
                 t * 1000,
                 [
                     (&a, valued(t * 1000, t)),
@@ -546,7 +841,7 @@ mod tests {
         }
         assert_eq!(times(&h, &a), [1000, 2000, 3000, 4000, 5000]);
         assert_eq!(
-            h.points(&late),
+            stored(&h, &late),
             [valued(4000, 104), valued(5000, 105)],
             "its points, at the ticks it was in"
         );
@@ -557,9 +852,9 @@ mod tests {
         let a = CgroupPath::from_relative("a");
         let b = CgroupPath::from_relative("b");
         let mut h = History::new(60_000, 10);
-        h.record(0, [(&a, point(0)), (&b, point(0))]);
-        h.record(1000, [(&a, point(1000))]);
-        h.record(2000, [(&a, point(2000)), (&b, point(2000))]);
+        rec(&mut h, 0, [(&a, point(0)), (&b, point(0))]);
+        rec(&mut h, 1000, [(&a, point(1000))]);
+        rec(&mut h, 2000, [(&a, point(2000)), (&b, point(2000))]);
         assert_eq!(times(&h, &a), [0, 1000, 2000]);
         assert_eq!(times(&h, &b), [2000], "nothing from before the gap");
     }
@@ -568,19 +863,19 @@ mod tests {
     fn a_path_given_twice_in_one_tick_keeps_its_last_point() {
         let a = CgroupPath::from_relative("a");
         let mut h = History::new(60_000, 10);
-        h.record(0, [(&a, valued(0, 1))]);
-        h.record(1000, [(&a, valued(1000, 2)), (&a, valued(1000, 3))]);
-        assert_eq!(h.points(&a), [valued(0, 1), valued(1000, 3)]);
+        rec(&mut h, 0, [(&a, valued(0, 1))]);
+        rec(&mut h, 1000, [(&a, valued(1000, 2)), (&a, valued(1000, 3))]);
+        assert_eq!(stored(&h, &a), [valued(0, 1), valued(1000, 3)]);
     }
 
     #[test]
     fn an_empty_tick_forgets_everything_and_the_next_starts_afresh() {
         let a = CgroupPath::from_relative("a");
         let mut h = History::new(60_000, 10);
-        h.record(0, [(&a, point(0))]);
-        h.record(1000, []);
+        rec(&mut h, 0, [(&a, point(0))]);
+        rec(&mut h, 1000, []);
         assert!(h.is_empty());
-        h.record(2000, [(&a, point(2000))]);
+        rec(&mut h, 2000, [(&a, point(2000))]);
         assert_eq!(times(&h, &a), [2000]);
     }
 
@@ -588,12 +883,12 @@ mod tests {
     fn a_clock_jump_keeps_the_latest_point() {
         let a = CgroupPath::from_relative("a");
         let mut h = History::new(1_000, 10);
-        h.record(0, [(&a, point(0))]);
-        h.record(500, [(&a, point(500))]);
-        h.record(100_000, [(&a, point(100_000))]);
+        rec(&mut h, 0, [(&a, point(0))]);
+        rec(&mut h, 500, [(&a, point(500))]);
+        rec(&mut h, 100_000, [(&a, point(100_000))]);
         assert_eq!(times(&h, &a), [100_000]);
         // Backwards: the older points are not "too old", so they stay, in tick order.
-        h.record(99_500, [(&a, point(99_500))]);
+        rec(&mut h, 99_500, [(&a, point(99_500))]);
         assert_eq!(times(&h, &a), [100_000, 99_500]);
     }
 
@@ -604,24 +899,62 @@ mod tests {
             .collect();
         let mut h = History::new(120_000, 121);
         for t in 0..400u64 {
-            h.record(
-                t * 1000,
-                paths.iter().enumerate().map(|(i, p)| {
-                    // Every other series goes wide halfway through.
+            let samples: Vec<CgroupSample> = paths
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
                     let v = if i % 2 == 1 && t > 200 { 4097 } else { 4096 };
                     let memory = HistoryPoint {
                         memory_usage_bytes: Some(v),
                         ..point(t * 1000)
                     };
-                    (p, memory)
-                }),
-            );
+                    sample_of(p, &memory)
+                })
+                .collect();
+            h.record(t * 1000, samples.iter().map(|s| (s, Rates::default())));
         }
-        assert_eq!(h.points(&paths[0]).len(), 121);
-        assert!(is_narrow(&h, &paths[0]) && !is_narrow(&h, &paths[1]));
+        assert_eq!(stored(&h, &paths[0]).len(), 121);
         // Pushing into a full deque before popping would double every series' capacity.
         assert!(h.times.capacity() < 2 * 121, "{}", h.times.capacity());
-        let bound = 25 * 128 * (36 + 48) + 128 * 8;
+        let bound = 50 * 128 * 48 + 128 * 8;
         assert!(h.point_bytes() <= bound, "{} > {bound}", h.point_bytes());
+    }
+
+    /// The figure README gives for `serve`'s defaults (1 s interval, 2 min of history) at
+    /// 1,000 cgroups, with and without PSI: run with `--nocapture` to see it.
+    #[test]
+    fn a_thousand_cgroups_at_two_minutes_hold_one_stored_point_per_tick() {
+        let paths: Vec<CgroupPath> = (0..1000)
+            .map(|i| CgroupPath::from_relative(&format!("g{i:04}")))
+            .collect();
+        for psi in [false, true] {
+            let mut h = History::new(120_000, 120);
+            for t in 0..130u64 {
+                let samples: Vec<CgroupSample> = paths
+                    .iter()
+                    .map(|p| {
+                        let point = HistoryPoint {
+                            pressure_avg10: psi.then(PressureAvg10::default),
+                            ..valued(t * 1000, t)
+                        };
+                        sample_of(p, &point)
+                    })
+                    .collect();
+                h.record(t * 1000, samples.iter().map(|s| (s, Rates::default())));
+            }
+            let per_point = std::mem::size_of::<Stored>()
+                + usize::from(psi) * std::mem::size_of::<StoredPressure>();
+            let points = 1000 * 120 * per_point;
+            assert_eq!(h.points(&paths[0]).len(), 120);
+            assert!(
+                h.point_bytes() >= points && h.point_bytes() <= points + 256 * 8,
+                "{}",
+                h.point_bytes()
+            );
+            println!(
+                "1,000 cgroups, 120 points each, PSI {psi}: {} bytes of points ({per_point} a point)",
+                h.point_bytes()
+            );
+        }
     }
 }

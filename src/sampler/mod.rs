@@ -7,7 +7,7 @@ pub mod rates;
 
 use crate::identity::sources::{Source, SOURCES};
 use crate::identity::{identify_snapshot, MetadataStore};
-use crate::model::{CgroupPath, HistoryPoint, Rates, RuntimeStatus, Tick};
+use crate::model::{CgroupPath, Rates, RuntimeStatus, Tick};
 use crate::proc::processes::{clock_ticks_per_second, ProcessReader};
 use crate::scan::{now_unix_ms, Scanner};
 use filter::CgroupFilter;
@@ -199,11 +199,7 @@ impl Sampler {
         if let Ok(mut history) = self.history.write() {
             history.record(
                 now_ms,
-                snapshot
-                    .cgroups
-                    .iter()
-                    .zip(&rates)
-                    .map(|(s, r)| (&s.path, HistoryPoint::of(now_ms, s, *r))),
+                snapshot.cgroups.iter().zip(&rates).map(|(s, r)| (s, *r)),
             );
         }
         let runtimes = SOURCES

@@ -46,7 +46,8 @@ function relTime(ms) {
  * opts: { id, title, format(v) -> label, binary (byte axis), integer (count axis),
  *         series: [{ label, cls (colour class s1..s5), dash }] }
  * Returns { el, update({ series: [[t_ms, v|null], ...][], limit: {value, label}|null }) }.
- * The figure carries data-chart=id and data-points (points of the longest series).
+ * The figure carries data-chart=id, data-points (points of the longest series) and data-last
+ * (time of the newest point, ms since the Unix epoch).
  */
 export function lineChart(parent, opts) {
   const fig = document.createElement("figure");
@@ -228,6 +229,7 @@ export function lineChart(parent, opts) {
     update(data) {
       last = { series: data.series, limit: data.limit || null };
       fig.dataset.points = String(Math.max(0, ...data.series.map((s) => s.length)));
+      fig.dataset.last = String(Math.max(0, ...data.series.map((s) => (s.length ? s[s.length - 1][0] : 0))));
       drawLegend();
       plot.setAttribute(
         "aria-label",
