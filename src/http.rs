@@ -296,7 +296,7 @@ pub struct Limits {
 }
 
 /// How long a connection's writes must have made no progress before the stale-body budget
-/// ends it ahead of connections still reading, and how old a body must be before it counts
+/// may end it (one still reading never is), and how old a body must be before it counts
 /// against the budget: a reader draining its socket at any usual speed moves its write on,
 /// and has sent a tick's body, well within this.
 const STALL_GRACE: Duration = Duration::from_secs(1);

@@ -1,7 +1,7 @@
 //! Which connections to end so that the bodies of earlier ticks still held by responses stay
-//! within a byte budget: the oldest tick's first, the current tick's never. Knows bodies only
-//! by tick, kind, size and liveness token, and connections only by their abort handles; not
-//! how bodies are made or sent.
+//! within a byte budget: those that stopped reading, oldest tick first; never one still
+//! reading, never for the current tick. Knows bodies only by tick, kind, size and liveness
+//! token, and connections only by their abort handles; not how bodies are made or sent.
 
 use crate::connections::Abort;
 use std::collections::HashMap;
@@ -63,12 +63,12 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Registry<K> {
 
     /// Forgets the bodies nothing holds any more; then, while the bodies of ticks before
     /// `current` first given at least `grace` before `now` add up to more than `budget` bytes,
-    /// ends connections holding them, oldest tick first, in two passes: first only the
-    /// connections whose writes have made no progress for `grace` (a body left with no other
-    /// holder stops counting), then, if that is not enough, every holder. A body younger than
-    /// `grace` is not counted: a scraper reading at any usual speed has sent it by then, and a
-    /// client that stopped reading has not yet stalled that long. Returns how many
-    /// connections it ended.
+    /// ends the connections holding them whose writes have made no progress for `grace`,
+    /// oldest tick first (a body left with no other holder stops counting). A connection still
+    /// reading is never ended here, however slowly it reads: it is bounded by the write
+    /// timeout and the connection cap, and it moves on. A body younger than `grace` is not
+    /// counted: a scraper reading at any usual speed has sent it by then, and a client that
+    /// stopped reading has not yet stalled that long. Returns how many connections it ended.
     pub fn enforce(&mut self, current: u64, budget: u64, grace: Duration, now: Instant) -> u64 {
         self.entries.retain(|_, e| e.alive.strong_count() > 0);
         let mut stale: Vec<(u64, K)> = self
@@ -81,41 +81,39 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Registry<K> {
         stale.sort_unstable_by_key(|(seq, _)| *seq);
         let mut held: u64 = stale.iter().map(|k| self.entries[k].bytes).sum();
         let mut ended = 0;
-        for stalled_only in [true, false] {
-            for key in &stale {
-                if held <= budget {
-                    break;
-                }
-                let Some(entry) = self.entries.get_mut(key) else {
-                    continue;
-                };
-                // A connection since given a newer tick's body has sent this one (HTTP/1.1
-                // answers in order): it is not what holds it.
-                entry
-                    .connections
-                    .retain(|c| c.latest_tick() == key.0 && !c.is_aborted());
-                let (cut, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut entry.connections)
-                    .into_iter()
-                    .partition(|c| !stalled_only || c.stalled_for().is_some_and(|d| d >= grace));
-                for connection in &cut {
-                    connection.abort();
-                    tracing::debug!(
-                        tick = key.0,
-                        body = ?key.1,
-                        bytes = entry.bytes,
-                        current,
-                        budget,
-                        stalled = ?connection.stalled_for(),
-                        "ending a connection that holds an earlier tick's body over the budget"
-                    );
-                }
-                ended += cut.len() as u64;
-                entry.connections = kept;
-                if entry.connections.is_empty() {
-                    // Its memory goes as the ended connections close.
-                    held -= entry.bytes;
-                    self.entries.remove(key);
-                }
+        for key in &stale {
+            if held <= budget {
+                break;
+            }
+            let Some(entry) = self.entries.get_mut(key) else {
+                continue;
+            };
+            // A connection since given a newer tick's body has sent this one (HTTP/1.1 answers
+            // in order): it is not what holds it.
+            entry
+                .connections
+                .retain(|c| c.latest_tick() == key.0 && !c.is_aborted());
+            let (cut, reading): (Vec<_>, Vec<_>) = std::mem::take(&mut entry.connections)
+                .into_iter()
+                .partition(|c| c.stalled_for().is_some_and(|d| d >= grace));
+            for connection in &cut {
+                connection.abort();
+                tracing::debug!(
+                    tick = key.0,
+                    body = ?key.1,
+                    bytes = entry.bytes,
+                    current,
+                    budget,
+                    stalled = ?connection.stalled_for(),
+                    "ending a connection that stopped reading an earlier tick's body over the budget"
+                );
+            }
+            ended += cut.len() as u64;
+            entry.connections = reading;
+            if entry.connections.is_empty() {
+                // Its memory goes as the ended connections close.
+                held -= entry.bytes;
+                self.entries.remove(key);
             }
         }
         self.ended += ended;
@@ -149,8 +147,10 @@ mod tests {
 
     fn give(registry: &mut Registry<&'static str>, seq: u64, kind: &'static str, n: usize) -> Body {
         let alive = Arc::new(());
+        // Clients that stopped reading, unless a test says otherwise.
         let connections: Vec<_> = (0..n).map(|_| Arc::new(Abort::default())).collect();
         for c in &connections {
+            c.set_stalled(true);
             registry.register(seq, kind, 10, &Arc::downgrade(&alive), c);
         }
         Body { alive, connections }
@@ -221,32 +221,28 @@ mod tests {
     }
 
     #[test]
-    fn stalled_connections_go_first_whatever_their_tick() {
+    fn connections_still_reading_are_never_ended() {
         let mut registry = Registry::default();
         let reading = give(&mut registry, 1, "metrics", 1);
+        reading.connections[0].set_stalled(false);
         let stalled = give(&mut registry, 2, "metrics", 2);
-        for c in &stalled.connections {
-            c.set_stalled(true);
-        }
-        // 20 bytes against 10: ending the stalled holders of tick 2 is enough, so the
-        // connection still reading tick 1 stays.
+        // 20 bytes against 10: the stalled holders of tick 2 are ended, though tick 1 is
+        // older; then tick 1 alone fits.
         assert_eq!(registry.enforce(3, 10, Duration::ZERO, later()), 2);
         assert_eq!(ended(&stalled), [true, true]);
         assert_eq!(ended(&reading), [false]);
         assert_eq!(registry.stale_bytes(3), 10);
+        // Over any budget, a reader is still not ended.
+        assert_eq!(registry.enforce(3, 0, Duration::ZERO, later()), 0);
+        assert_eq!(ended(&reading), [false]);
     }
 
     #[test]
     fn a_stall_shorter_than_the_grace_is_not_yet_a_stall() {
         let mut registry = Registry::default();
-        let reading = give(&mut registry, 1, "metrics", 1);
-        let paused = give(&mut registry, 2, "metrics", 1);
-        paused.connections[0].set_stalled(true);
-        // Nobody has stalled for the grace: the second pass ends the oldest holder.
+        let paused = give(&mut registry, 1, "metrics", 1);
         let grace = Duration::from_secs(60);
-        let now = Instant::now() + grace;
-        assert_eq!(registry.enforce(3, 10, grace, now), 1);
-        assert_eq!(ended(&reading), [true]);
+        assert_eq!(registry.enforce(2, 0, grace, Instant::now() + grace), 0);
         assert_eq!(ended(&paused), [false]);
     }
 
