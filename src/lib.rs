@@ -13,7 +13,7 @@
 pub mod cgroupfs;
 pub mod cli;
 pub mod commands;
-pub mod connections;
+
 pub mod export;
 pub mod files;
 pub mod http;
@@ -23,5 +23,3 @@ pub mod proc;
 pub mod process_list;
 pub mod sampler;
 pub mod scan;
-pub mod security;
-pub mod stale_bodies;

@@ -7,7 +7,7 @@ use crate::support::certs::{leaf, new_ca, Ca};
 use crate::support::fixtures_dir;
 use crate::support::host::{free_port, wait_for};
 use crate::support::live::Daemon;
-use cgscope::security::{server_config, TlsFiles};
+use cgscope::http::tls::{server_config, TlsFiles};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::RootCertStore;
@@ -86,7 +86,7 @@ fn client_config(ca_pem: &str, client: Option<(&str, &str)>) -> Arc<rustls::Clie
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
     }
-    let builder = rustls::ClientConfig::builder_with_provider(cgscope::security::provider())
+    let builder = rustls::ClientConfig::builder_with_provider(cgscope::http::tls::provider())
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots);

@@ -787,6 +787,81 @@ fn complete_answers(raw: &[u8]) -> usize {
     n
 }
 
+/// Raw HTTP/1.1 on a fresh connection: what the server sends before closing (or timing
+/// out after `wait`), as text.
+fn raw(addr: std::net::SocketAddr, request: &[u8], wait: Duration) -> (String, Duration) {
+    use std::io::{Read as _, Write as _};
+    let start = std::time::Instant::now();
+    let mut sock = std::net::TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(wait)).unwrap();
+    sock.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let _ = sock.read_to_end(&mut out);
+    (String::from_utf8_lossy(&out).into_owned(), start.elapsed())
+}
+
+/// Slowloris, a silent connection and an idle keep-alive are closed within the head timeout;
+/// oversized heads get 431 and declared oversized bodies 413; a normal request still works.
+#[test]
+fn slow_and_oversized_clients_are_cut_off() {
+    use std::io::{Read as _, Write as _};
+    let limits = cgscope::http::Limits {
+        header_read_timeout: Duration::from_millis(500),
+        ..cgscope::http::Limits::default()
+    };
+    let server = crate::support::server::Server::scenario_limited(
+        &crate::support::fixtures_dir().join("v1-docker-host"),
+        limits,
+    );
+    let addr = server.addr;
+
+    // Slowloris: a request line and then nothing; and a connection that never speaks.
+    for partial in [&b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n"[..], b""] {
+        let (_, took) = raw(addr, partial, Duration::from_secs(10));
+        assert!(
+            took < Duration::from_secs(5),
+            "{partial:?} held for {took:?}"
+        );
+    }
+    // An idle keep-alive connection after one request.
+    let mut sock = std::net::TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    sock.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let start = std::time::Instant::now();
+    let mut out = Vec::new();
+    let _ = sock.read_to_end(&mut out);
+    assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"));
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "idle keep-alive held {:?}",
+        start.elapsed()
+    );
+
+    // Oversized head: 431.
+    let big = format!(
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(64 << 10)
+    );
+    let (text, _) = raw(addr, big.as_bytes(), Duration::from_secs(10));
+    assert!(text.starts_with("HTTP/1.1 431"), "{text:.80}");
+    // Oversized body (declared): 413 before anything is read.
+    let (text, _) = raw(
+        addr,
+        b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10000000\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(10),
+    );
+    assert!(text.starts_with("HTTP/1.1 413"), "{text:.80}");
+    // A normal request still works.
+    let (text, _) = raw(
+        addr,
+        b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(10),
+    );
+    assert!(text.starts_with("HTTP/1.1 200"), "{text:.80}");
+}
+
 /// `curl` of `url` (optionally from `source`): the status and body.
 fn curl(url: &str, source: Option<&str>, host: Option<&str>) -> (u16, String) {
     let mut cmd = Command::new("curl");

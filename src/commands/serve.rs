@@ -3,6 +3,8 @@
 
 use crate::cli::{RuntimeArgs, ServeArgs};
 use crate::export::prometheus::RenderOptions;
+use crate::http::credentials::{Security, SecurityOptions};
+use crate::http::tls::TlsFiles;
 use crate::http::{self, AppState};
 use crate::identity::sources::check_sockets;
 use crate::identity::watch::spawn_watchers;
@@ -11,7 +13,6 @@ use crate::process_list::ProcessLister;
 use crate::sampler::filter::CgroupFilter;
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::scan::{Roots, Scanner};
-use crate::security::{Security, SecurityOptions, TlsFiles};
 use anyhow::Context;
 
 pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::Result<()> {
@@ -60,7 +61,9 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::R
     scanner.set_per_cpu(args.per_cpu);
     // Kept directories leave room for every connection the server may hold, and the server
     // holds no more than the limit leaves after that (`connections::connection_cap`).
-    scanner.set_reserved_fds(crate::connections::reader_reserve(args.max_connections));
+    scanner.set_reserved_fds(crate::http::connections::reader_reserve(
+        args.max_connections,
+    ));
     // Same layout as the sweeps, so a detail request reads the tree the tick came from.
     let processes = ProcessLister::new(scanner.cgroups().layout().clone(), &roots.proc_root);
     let sockets = runtimes.to_sockets();

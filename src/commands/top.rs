@@ -5,6 +5,7 @@
 
 use crate::cli::{RuntimeArgs, TopArgs, TopFormat};
 use crate::export::top::{self, TopEntry, TopRow, TopSample};
+use crate::http::{auth, tls};
 use crate::identity::sources::check_sockets;
 use crate::identity::watch::{resync_once, spawn_watchers};
 use crate::identity::MetadataStore;
@@ -13,7 +14,6 @@ use crate::model::CgroupStats;
 use crate::sampler::filter::CgroupFilter;
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::scan::{now_unix_ms, Roots, Scanner};
-use crate::security;
 use anyhow::{anyhow, bail, Context};
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -194,7 +194,7 @@ impl Client {
                     "--server {url} is https: --ca FILE must name the CA that signed its certificate"
                 );
             };
-            let roots: Vec<ureq::tls::Certificate<'static>> = security::read_certs("--ca", ca)?
+            let roots: Vec<ureq::tls::Certificate<'static>> = tls::read_certs("--ca", ca)?
                 .iter()
                 .map(|c| ureq::tls::Certificate::from_der(c).to_owned())
                 .collect();
@@ -204,7 +204,7 @@ impl Client {
             };
             ureq::tls::TlsConfig::builder()
                 .provider(ureq::tls::TlsProvider::Rustls)
-                .unversioned_rustls_crypto_provider(security::provider())
+                .unversioned_rustls_crypto_provider(tls::provider())
                 .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
                 .client_cert(client_cert)
                 .build()
@@ -217,7 +217,7 @@ impl Client {
         let token = args
             .token_file
             .as_deref()
-            .map(|path| security::load_client_token("--token-file", path))
+            .map(|path| auth::load_client_token("--token-file", path))
             .transpose()?;
         let agent = ureq::Agent::config_builder()
             .tls_config(tls)
@@ -278,13 +278,13 @@ fn client_cert(
     cert: &std::path::Path,
     key: &std::path::Path,
 ) -> anyhow::Result<ureq::tls::ClientCert> {
-    let chain: Vec<ureq::tls::Certificate<'static>> = security::read_certs("--cert", cert)?
+    let chain: Vec<ureq::tls::Certificate<'static>> = tls::read_certs("--cert", cert)?
         .iter()
         .map(|c| ureq::tls::Certificate::from_der(c).to_owned())
         .collect();
     // ureq takes a key as PEM only (it does not export its key kinds): the file's text, once
     // security found a key in it.
-    let pem = security::read_key_pem("--key", key)?;
+    let pem = tls::read_key_pem("--key", key)?;
     let key = ureq::tls::PrivateKey::from_pem(&pem)
         .with_context(|| format!("--key {}", key.display()))?;
     Ok(ureq::tls::ClientCert::new_with_certs(&chain, key))

@@ -5,7 +5,8 @@
 use super::fixtures::{recorded_runtime, roots_of};
 use super::fixtures_dir;
 use cgscope::export::prometheus::RenderOptions;
-use cgscope::http::{serve, AppState};
+use cgscope::http::auth::Auth;
+use cgscope::http::{serve_secured, AppState, Limits};
 use cgscope::identity::MetadataStore;
 use cgscope::process_list::ProcessLister;
 use cgscope::sampler::filter::CgroupFilter;
@@ -33,9 +34,18 @@ impl Server {
         Server::roots(roots_of(dir), recorded_runtime(dir))
     }
 
+    /// [`Server::scenario`] under `limits`.
+    pub fn scenario_limited(dir: &Path, limits: Limits) -> Server {
+        Server::roots_limited(roots_of(dir), recorded_runtime(dir), limits)
+    }
+
     /// Serves `roots` with the runtime answers in `store`, sampling every 100 ms; returns
     /// once `/readyz` says ready.
     pub fn roots(roots: Roots, store: MetadataStore) -> Server {
+        Server::roots_limited(roots, store, Limits::default())
+    }
+
+    fn roots_limited(roots: Roots, store: MetadataStore, limits: Limits) -> Server {
         let scanner = Scanner::open(&roots).unwrap();
         let processes = ProcessLister::open(&roots.cgroup_root, &roots.proc_root).unwrap();
         let config = SamplerConfig {
@@ -44,7 +54,7 @@ impl Server {
             history_points: 100,
             filter: CgroupFilter::default(),
         };
-        let server = Server::start(processes, move |stop| {
+        let server = Server::start_limited(processes, limits, move |stop| {
             Sampler::new(scanner, store, config).spawn(stop).unwrap().0
         });
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -73,6 +83,15 @@ impl Server {
         processes: ProcessLister,
         handle: impl FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) -> Handle,
     ) -> Server {
+        Server::start_limited(processes, Limits::default(), handle)
+    }
+
+    /// Serves what `handle` publishes, over plain HTTP with no auth, under `limits`.
+    pub fn start_limited(
+        processes: ProcessLister,
+        limits: Limits,
+        handle: impl FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) -> Handle,
+    ) -> Server {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -92,9 +111,16 @@ impl Server {
             };
             let mut http_stop = stop_rx;
             let state = AppState::new(handle, render, processes);
-            tokio::spawn(serve(listener, state, async move {
-                let _ = http_stop.wait_for(|s| *s).await;
-            }));
+            tokio::spawn(serve_secured(
+                listener,
+                state,
+                Arc::new(Auth::open()),
+                None,
+                limits,
+                async move {
+                    let _ = http_stop.wait_for(|s| *s).await;
+                },
+            ));
             addr
         });
         Server {

@@ -1,7 +1,7 @@
-//! Endpoint security for `cgscope serve`: bearer tokens (constant-time comparison) and the
-//! browser sessions a token buys at `/login`, TLS on rustls with the ring provider, optional
-//! client certificates (mTLS), and a poller that reloads credential files whose contents
-//! changed without a restart. It knows routes by path only, nothing of the model.
+//! Who may reach the routes: bearer tokens (constant-time comparison), client certificates
+//! verified by the TLS layer, the browser sessions a token buys at `/login`, and the `Host`
+//! check against DNS rebinding, as one axum middleware. Knows routes by path only, nothing of
+//! the model; loading and reloading the credential files is `credentials`' job.
 
 use crate::export::api::ErrorView;
 use axum::extract::{FromRequest, Request, State};
@@ -10,17 +10,14 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Json;
 use axum_server::tls::TlsInfo;
-use axum_server::tls_rustls::RustlsConfig;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use subtle::{Choice, ConstantTimeEq};
 
+use super::credentials::{FileContents, SecurityError};
+use super::tls::provider;
 /// Routes that answer without credentials: kubelet probes carry neither tokens nor client
 /// certificates, and they reveal nothing but liveness.
 pub const OPEN_PATHS: [&str; 2] = ["/healthz", "/readyz"];
@@ -38,51 +35,6 @@ const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// Sessions kept at once; past this, the one expiring first is dropped. Only a valid token
 /// makes one, so the bound is against a client looping on `POST /login`, not against guesses.
 const MAX_SESSIONS: usize = 1024;
-
-/// Why endpoint security could not be set up (or reloaded).
-#[derive(Debug, thiserror::Error)]
-pub enum SecurityError {
-    #[error("cannot read {what} {}: {error}", path.display())]
-    Read {
-        what: &'static str,
-        path: PathBuf,
-        /// In the message, not a `source`: `{:#}` chains would print it twice.
-        error: std::io::Error,
-    },
-    #[error("{what} {} holds no {expected}", path.display())]
-    Empty {
-        what: &'static str,
-        path: PathBuf,
-        expected: &'static str,
-    },
-    #[error("{what} {}: {message}", path.display())]
-    Invalid {
-        what: &'static str,
-        path: PathBuf,
-        message: String,
-    },
-    #[error("TLS configuration: {0}")]
-    Tls(String),
-}
-
-/// The credential files of `cgscope serve`, as given on the command line.
-#[derive(Debug, Clone, Default)]
-pub struct SecurityOptions {
-    pub tls: Option<TlsFiles>,
-    pub bearer_token_file: Option<PathBuf>,
-    /// `--allowed-hosts`: names a request's `Host` may give besides IP addresses and
-    /// `localhost`.
-    pub allowed_hosts: Vec<String>,
-}
-
-/// PEM files of the TLS server: certificate chain, private key, and the optional CA that
-/// signs client certificates.
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub client_ca: Option<PathBuf>,
-}
 
 /// Bearer tokens, compared in constant time. `Debug` never shows them.
 pub struct Tokens(Vec<Vec<u8>>);
@@ -126,7 +78,7 @@ fn ct_eq_padded(expected: &[u8], presented: &[u8]) -> Choice {
 }
 
 /// The flag that names the server's token file, in errors about it.
-const TOKEN_FILE: &str = "--bearer-token-file";
+pub(super) const TOKEN_FILE: &str = "--bearer-token-file";
 
 /// Reads a bearer-token file: one token per line, surrounding whitespace and blank lines
 /// ignored. A token is visible ASCII without spaces (what fits in `Authorization: Bearer`).
@@ -146,7 +98,7 @@ pub fn load_client_token(what: &'static str, path: &Path) -> Result<String, Secu
         .unwrap_or_default())
 }
 
-fn parse_tokens(
+pub(super) fn parse_tokens(
     what: &'static str,
     path: &Path,
     contents: &FileContents,
@@ -271,7 +223,7 @@ impl Auth {
         self.tokens.is_some() || self.client_certs
     }
 
-    fn set_tokens(&self, tokens: Tokens) {
+    pub(super) fn set_tokens(&self, tokens: Tokens) {
         if let Some(lock) = &self.tokens {
             if let Ok(mut current) = lock.write() {
                 *current = Arc::new(tokens);
@@ -584,367 +536,20 @@ pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
         || allowed.contains(&name)
 }
 
-/// The PEM certificates of a file that `what` names (at least one).
-pub fn read_certs(
-    what: &'static str,
-    path: &Path,
-) -> Result<Vec<CertificateDer<'static>>, SecurityError> {
-    parse_certs(what, path, &FileContents::read(path))
-}
-
-fn parse_certs(
-    what: &'static str,
-    path: &Path,
-    contents: &FileContents,
-) -> Result<Vec<CertificateDer<'static>>, SecurityError> {
-    let certs = CertificateDer::pem_slice_iter(contents.bytes(what, path)?)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| SecurityError::Invalid {
-            what,
-            path: path.to_owned(),
-            message: format!("bad PEM: {e}"),
-        })?;
-    if certs.is_empty() {
-        return Err(SecurityError::Empty {
-            what,
-            path: path.to_owned(),
-            expected: "PEM certificate",
-        });
-    }
-    Ok(certs)
-}
-
-/// The text of a PEM private-key file that `what` names, once a key is found in it.
-pub fn read_key_pem(what: &'static str, path: &Path) -> Result<Vec<u8>, SecurityError> {
-    let contents = FileContents::read(path);
-    parse_key(what, path, &contents)?;
-    Ok(contents.bytes(what, path)?.to_vec())
-}
-
-fn parse_key(
-    what: &'static str,
-    path: &Path,
-    contents: &FileContents,
-) -> Result<PrivateKeyDer<'static>, SecurityError> {
-    PrivateKeyDer::from_pem_slice(contents.bytes(what, path)?).map_err(|e| SecurityError::Invalid {
-        what,
-        path: path.to_owned(),
-        message: format!("no PEM private key (PKCS#8, PKCS#1 or SEC1): {e}"),
-    })
-}
-
-/// The ring provider: aws-lc-rs (rustls' default) is a large C build.
-pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// Builds the TLS server configuration from the PEM files: TLS 1.2 and 1.3, HTTP/1.1 over
-/// ALPN, and with a client CA, client certificates verified against it (requested, not
-/// required: unauthenticated clients still reach the probes; [`require_auth`] guards the rest).
-pub fn server_config(files: &TlsFiles) -> Result<ServerConfig, SecurityError> {
-    server_config_of(files, &read_tls(files))
-}
-
-/// [`server_config`] from the files' `contents`, read in [`tls_paths`] order.
-fn server_config_of(
-    files: &TlsFiles,
-    contents: &[FileContents],
-) -> Result<ServerConfig, SecurityError> {
-    let [cert, key, ca_contents @ ..] = contents else {
-        return Err(SecurityError::Tls("certificate and key not read".into()));
-    };
-    let provider = provider();
-    let certs = parse_certs("--tls-cert", &files.cert, cert)?;
-    let key = parse_key("--tls-key", &files.key, key)?;
-    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| SecurityError::Tls(e.to_string()))?;
-    let builder = match &files.client_ca {
-        None => builder.with_no_client_auth(),
-        Some(ca) => {
-            let mut roots = RootCertStore::empty();
-            let Some(ca_contents) = ca_contents.first() else {
-                return Err(SecurityError::Tls("client CA not read".into()));
-            };
-            for cert in parse_certs("--client-ca", ca, ca_contents)? {
-                roots.add(cert).map_err(|e| SecurityError::Invalid {
-                    what: "--client-ca",
-                    path: ca.clone(),
-                    message: e.to_string(),
-                })?;
-            }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .allow_unauthenticated()
-                .build()
-                .map_err(|e| SecurityError::Tls(format!("--client-ca {}: {e}", ca.display())))?;
-            builder.with_client_cert_verifier(verifier)
-        }
-    };
-    // with_single_cert also checks that the key belongs to the certificate.
-    let mut config = builder.with_single_cert(certs, key).map_err(|e| {
-        SecurityError::Tls(format!(
-            "{} with {}: {e}",
-            files.cert.display(),
-            files.key.display()
-        ))
-    })?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
-}
-
-/// One read of a credential file: its bytes, or why it could not be read. Reloads compare
-/// these (the files are a few KiB), not metadata: `cp -p` or `rsync -t` rewrite a file in
-/// place with its size and mtime kept, which no stamp would tell apart.
-#[derive(Debug)]
-struct FileContents(Result<Vec<u8>, std::io::Error>);
-
-impl FileContents {
-    fn read(path: &Path) -> Self {
-        FileContents(std::fs::read(path))
-    }
-
-    /// The bytes, or the read error as a [`SecurityError`] naming the flag.
-    fn bytes(&self, what: &'static str, path: &Path) -> Result<&[u8], SecurityError> {
-        match &self.0 {
-            Ok(bytes) => Ok(bytes),
-            Err(error) => Err(SecurityError::Read {
-                what,
-                path: path.to_owned(),
-                error: std::io::Error::new(error.kind(), error.to_string()),
-            }),
-        }
-    }
-}
-
-/// Equal bytes, or the same failure (so a file that stays unreadable is reported once).
-impl PartialEq for FileContents {
-    fn eq(&self, other: &Self) -> bool {
-        match (&self.0, &other.0) {
-            (Ok(a), Ok(b)) => a == b,
-            (Err(a), Err(b)) => a.kind() == b.kind() && a.to_string() == b.to_string(),
-            _ => false,
-        }
-    }
-}
-
-/// The current contents of the TLS files, in [`tls_paths`] order.
-fn read_tls(files: &TlsFiles) -> Vec<FileContents> {
-    tls_paths(files).map(|p| FileContents::read(p)).collect()
-}
-
-fn tls_paths(files: &TlsFiles) -> impl Iterator<Item = &PathBuf> {
-    [&files.cert, &files.key]
-        .into_iter()
-        .chain(files.client_ca.as_ref())
-}
-
-/// Endpoint security as loaded at start: the auth state shared with the middleware and the
-/// hot-swappable TLS configuration shared with the acceptor.
-#[derive(Debug)]
-pub struct Security {
-    auth: Arc<Auth>,
-    tls: Option<(TlsFiles, RustlsConfig)>,
-    token_file: Option<PathBuf>,
-    /// The file contents last seen, from which the configuration in service was built (or,
-    /// after a failed reload, which failed to load).
-    tls_seen: Vec<FileContents>,
-    token_seen: Option<FileContents>,
-}
-
-impl Security {
-    /// No TLS, no authentication.
-    pub fn none() -> Self {
-        Security {
-            auth: Arc::new(Auth::open()),
-            tls: None,
-            token_file: None,
-            tls_seen: Vec::new(),
-            token_seen: None,
-        }
-    }
-
-    /// Reads every credential file; any problem is an error (the daemon must not start
-    /// with less security than asked for).
-    pub fn load(options: &SecurityOptions) -> Result<Self, SecurityError> {
-        let (tokens, token_seen) = match options.bearer_token_file.as_deref() {
-            Some(path) => {
-                let seen = FileContents::read(path);
-                (Some(parse_tokens(TOKEN_FILE, path, &seen)?), Some(seen))
-            }
-            None => (None, None),
-        };
-        let (tls, tls_seen) = match &options.tls {
-            Some(files) => {
-                let seen = read_tls(files);
-                let config = RustlsConfig::from_config(Arc::new(server_config_of(files, &seen)?));
-                (Some((files.clone(), config)), seen)
-            }
-            None => (None, Vec::new()),
-        };
-        let client_certs = options.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
-        Ok(Security {
-            auth: Arc::new(
-                Auth::new(tokens, client_certs).with_allowed_hosts(&options.allowed_hosts),
-            ),
-            tls,
-            token_file: options.bearer_token_file.clone(),
-            tls_seen,
-            token_seen,
-        })
-    }
-
-    /// The auth state for [`require_auth`].
-    pub fn auth(&self) -> Arc<Auth> {
-        Arc::clone(&self.auth)
-    }
-
-    /// The TLS configuration the acceptor reads on every handshake, if TLS is on.
-    pub fn tls(&self) -> Option<RustlsConfig> {
-        self.tls.as_ref().map(|(_, config)| config.clone())
-    }
-
-    /// Reads the credential files once and reloads those whose contents changed. A file that
-    /// fails to load (unreadable, half written, key not matching yet) keeps the previous
-    /// configuration in service, is logged once, and is tried again when its contents change.
-    /// Returns how many reloads succeeded.
-    pub fn reload_changed(&mut self) -> usize {
-        let mut reloaded = 0;
-        if let Some((files, config)) = &self.tls {
-            let now = read_tls(files);
-            if now != self.tls_seen {
-                match server_config_of(files, &now) {
-                    Ok(new) => {
-                        config.reload_from_config(Arc::new(new));
-                        tracing::info!(cert = %files.cert.display(), "reloaded the TLS configuration");
-                        reloaded += 1;
-                    }
-                    Err(err) => tracing::error!(
-                        error = %err,
-                        "TLS files changed but do not load; still serving the previous ones"
-                    ),
-                }
-                self.tls_seen = now;
-            }
-        }
-        if let Some(path) = &self.token_file {
-            let now = FileContents::read(path);
-            if self.token_seen.as_ref() != Some(&now) {
-                match parse_tokens(TOKEN_FILE, path, &now) {
-                    Ok(tokens) => {
-                        tracing::info!(tokens = tokens.len(), "reloaded the bearer tokens");
-                        self.auth.set_tokens(tokens);
-                        reloaded += 1;
-                    }
-                    Err(err) => tracing::error!(
-                        error = %err,
-                        "token file changed but does not load; the previous tokens stay valid"
-                    ),
-                }
-                self.token_seen = Some(now);
-            }
-        }
-        reloaded
-    }
-
-    /// Reads the credential files every `every` on the blocking pool and reloads those whose
-    /// bytes changed. Polling, not inotify: Secret volumes update through symlink swaps in the
-    /// parent directory, which a read of the resolved paths sees simply.
-    pub fn spawn_reloader(mut self, every: Duration) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            if self.tls.is_none() && self.token_file.is_none() {
-                return;
-            }
-            let mut ticker = tokio::time::interval(every);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            ticker.tick().await;
-            loop {
-                ticker.tick().await;
-                match tokio::task::spawn_blocking(move || {
-                    self.reload_changed();
-                    self
-                })
-                .await
-                {
-                    Ok(me) => self = me,
-                    Err(_) => return,
-                }
-            }
-        })
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::export::prometheus::RenderOptions;
-    use crate::http::{self, AppState, Limits};
-    use crate::sampler::history::History;
-    use crate::sampler::Handle;
+    use crate::http::test_harness::Served;
+    use crate::http::{self, Limits};
     use axum::body::Body;
-    use std::io::{Read, Write};
-    use std::net::{SocketAddr, TcpStream};
+    use std::path::PathBuf;
     use tower::ServiceExt;
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
         path
-    }
-
-    fn idle_handle() -> Handle {
-        let (_tx, latest) = tokio::sync::watch::channel(None);
-        Handle {
-            latest,
-            history: Arc::new(RwLock::new(History::new(60_000, 10))),
-            heartbeat: crate::sampler::Heartbeat::new(std::time::Duration::from_secs(1)),
-        }
-    }
-
-    /// A handle with one real tick of the v1 fixture, so data routes answer 200.
-    fn ready_handle() -> Handle {
-        use crate::identity::MetadataStore;
-        use crate::sampler::filter::CgroupFilter;
-        use crate::sampler::{Sampler, SamplerConfig};
-        use crate::scan::{Roots, Scanner};
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-docker-host");
-        let scanner = Scanner::open(&Roots {
-            cgroup_root: dir.join("cgroup"),
-            proc_root: dir.join("proc"),
-            machine_id_file: None,
-        })
-        .unwrap();
-        let mut sampler = Sampler::new(
-            scanner,
-            MetadataStore::new(),
-            SamplerConfig {
-                interval: Duration::from_secs(1),
-                history: Duration::from_secs(60),
-                history_points: 10,
-                filter: CgroupFilter::default(),
-            },
-        );
-        let tick = sampler.sample_once(1_700_000_000_000);
-        // The receiver keeps the last value after the sender is gone.
-        let (_tx, latest) = tokio::sync::watch::channel(Some(Arc::new(tick)));
-        Handle {
-            latest,
-            history: sampler.history(),
-            heartbeat: crate::sampler::Heartbeat::new(std::time::Duration::from_secs(1)),
-        }
-    }
-
-    fn state(handle: Handle) -> Arc<AppState> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-docker-host");
-        AppState::new(
-            handle,
-            RenderOptions {
-                version: "test",
-                ..RenderOptions::default()
-            },
-            crate::process_list::ProcessLister::open(&dir.join("cgroup"), &dir.join("proc"))
-                .unwrap(),
-        )
     }
 
     fn tokens(list: &[&str]) -> Tokens {
@@ -1046,7 +651,8 @@ mod tests {
     #[tokio::test]
     async fn with_tokens_protected_routes_answer_401_and_probes_stay_open() {
         let auth = Arc::new(Auth::new(Some(tokens(&["t0k3n", "second"])), false));
-        let app = http::router_with(state(ready_handle()), auth, &Limits::default());
+        let ready = Served::ready();
+        let app = http::router_with(Arc::clone(&ready.state), auth, &Limits::default());
         for path in [
             "/metrics",
             "/api/v1/machine",
@@ -1091,7 +697,7 @@ mod tests {
     #[tokio::test]
     async fn without_auth_everything_is_open_and_probes_report_readiness() {
         let app = http::router_with(
-            state(idle_handle()),
+            Arc::clone(&Served::new().state),
             Arc::new(Auth::open()),
             &Limits::default(),
         );
@@ -1106,7 +712,7 @@ mod tests {
         );
 
         let auth = Arc::new(Auth::new(Some(tokens(&["x"])), false));
-        let app = http::router_with(state(idle_handle()), auth, &Limits::default());
+        let app = http::router_with(Arc::clone(&Served::new().state), auth, &Limits::default());
         // Open even with auth on: readiness is answered, not hidden behind a 401.
         assert_eq!(
             status(&app, "/readyz", None).await.0,
@@ -1118,7 +724,11 @@ mod tests {
     #[tokio::test]
     async fn without_a_token_file_the_login_form_sends_to_the_ui() {
         for auth in [Auth::open(), Auth::new(None, true)] {
-            let app = http::router_with(state(idle_handle()), Arc::new(auth), &Limits::default());
+            let app = http::router_with(
+                Arc::clone(&Served::new().state),
+                Arc::new(auth),
+                &Limits::default(),
+            );
             let (code, headers) = status(&app, "/login", None).await;
             assert_eq!(code, StatusCode::SEE_OTHER);
             assert_eq!(headers.get(header::LOCATION).unwrap(), "/");
@@ -1127,122 +737,6 @@ mod tests {
 
     /// A running `serve_secured` on 127.0.0.1:0, without credentials, with its own runtime;
     /// stops on drop.
-    struct Server {
-        addr: SocketAddr,
-        stop: Option<tokio::sync::oneshot::Sender<()>>,
-        rt: Option<tokio::runtime::Runtime>,
-    }
-
-    impl Server {
-        fn start(handle: Handle, limits: Limits) -> Server {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let addr = rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                let addr = listener.local_addr().unwrap();
-                tokio::spawn(http::serve_secured(
-                    listener,
-                    state(handle),
-                    Arc::new(Auth::open()),
-                    None,
-                    limits,
-                    async move {
-                        let _ = stopped.await;
-                    },
-                ));
-                addr
-            });
-            Server {
-                addr,
-                stop: Some(stop),
-                rt: Some(rt),
-            }
-        }
-    }
-
-    impl Drop for Server {
-        fn drop(&mut self) {
-            if let Some(stop) = self.stop.take() {
-                let _ = stop.send(());
-            }
-            if let Some(rt) = self.rt.take() {
-                rt.shutdown_timeout(Duration::from_secs(2));
-            }
-        }
-    }
-
-    /// Raw HTTP/1.1 on a fresh connection: what the server sends before closing (or timing
-    /// out after `wait`), as text.
-    fn raw(addr: SocketAddr, request: &[u8], wait: Duration) -> (String, Duration) {
-        let start = std::time::Instant::now();
-        let mut sock = TcpStream::connect(addr).unwrap();
-        sock.set_read_timeout(Some(wait)).unwrap();
-        sock.write_all(request).unwrap();
-        let mut out = Vec::new();
-        let _ = sock.read_to_end(&mut out);
-        (String::from_utf8_lossy(&out).into_owned(), start.elapsed())
-    }
-
-    #[test]
-    fn slow_and_oversized_clients_are_cut_off() {
-        let limits = Limits {
-            header_read_timeout: Duration::from_millis(500),
-            ..Limits::default()
-        };
-        let server = Server::start(ready_handle(), limits);
-        let addr = server.addr;
-
-        // Slowloris: a request line and then nothing; and a connection that never speaks.
-        for partial in [&b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n"[..], b""] {
-            let (_, took) = raw(addr, partial, Duration::from_secs(10));
-            assert!(
-                took < Duration::from_secs(5),
-                "{partial:?} held for {took:?}"
-            );
-        }
-        // An idle keep-alive connection after one request.
-        let mut sock = TcpStream::connect(addr).unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        sock.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            .unwrap();
-        let start = std::time::Instant::now();
-        let mut out = Vec::new();
-        let _ = sock.read_to_end(&mut out);
-        assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"));
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "idle keep-alive held {:?}",
-            start.elapsed()
-        );
-
-        // Oversized head: 431.
-        let big = format!(
-            "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
-            "a".repeat(64 << 10)
-        );
-        let (text, _) = raw(addr, big.as_bytes(), Duration::from_secs(10));
-        assert!(text.starts_with("HTTP/1.1 431"), "{text:.80}");
-        // Oversized body (declared): 413 before anything is read.
-        let (text, _) = raw(
-            addr,
-            b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10000000\r\nConnection: close\r\n\r\n",
-            Duration::from_secs(10),
-        );
-        assert!(text.starts_with("HTTP/1.1 413"), "{text:.80}");
-        // A normal request still works.
-        let (text, _) = raw(
-            addr,
-            b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-            Duration::from_secs(10),
-        );
-        assert!(text.starts_with("HTTP/1.1 200"), "{text:.80}");
-    }
-
     #[test]
     fn hosts_by_ip_and_localhost_pass_and_other_names_do_not() {
         let allowed = vec!["cgscope.monitoring.svc".to_owned()];

@@ -3,7 +3,7 @@
 //! reading, never for the current tick. Knows bodies only by tick, kind, size and liveness
 //! token, and connections only by their abort handles; not how bodies are made or sent.
 
-use crate::connections::Abort;
+use super::connections::Abort;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Weak};
@@ -126,6 +126,7 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Registry<K> {
     }
 
     /// Bytes of the bodies of ticks before `current` counted now (live or not yet pruned).
+    #[cfg(test)]
     pub fn stale_bytes(&self, current: u64) -> u64 {
         self.entries
             .iter()
