@@ -249,7 +249,7 @@ pub struct ServeArgs {
     pub write_timeout: std::time::Duration,
     /// Bytes that cached bodies of earlier ticks, still held by unfinished responses, may take
     /// (`B`, `KiB`, `MiB`, `GiB`); past it, connections that stopped reading (no progress for
-    /// 1 s) and hold the oldest are closed. Bodies of the current tick and of the last second are
+    /// 1 s) and hold the oldest are closed, past twice it also those still reading. Bodies of the current tick and of the last second are
     /// always allowed; 0 allows only them.
     #[arg(long, env = "CGSCOPE_STALE_BODY_BUDGET", default_value = "24MiB", value_parser = parse_bytes)]
     pub stale_body_budget: u64,

@@ -1,7 +1,7 @@
 //! Which connections to end so that the bodies of earlier ticks still held by responses stay
-//! within a byte budget: those that stopped reading, oldest tick first; never one still
-//! reading, never for the current tick. Knows bodies only by tick, kind, size and liveness
-//! token, and connections only by their abort handles; not how bodies are made or sent.
+//! within a byte budget: those that stopped reading, oldest tick first, and those still reading
+//! only past twice the budget; never for the current tick. Knows bodies only by tick, kind, size
+//! and liveness token, and connections by their abort handles; not how bodies are made or sent.
 
 use super::connections::Abort;
 use std::collections::HashMap;
@@ -64,11 +64,11 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Registry<K> {
     /// Forgets the bodies nothing holds any more; then, while the bodies of ticks before
     /// `current` first given at least `grace` before `now` add up to more than `budget` bytes,
     /// ends the connections holding them whose writes have made no progress for `grace`,
-    /// oldest tick first (a body left with no other holder stops counting). A connection still
-    /// reading is never ended here, however slowly it reads: it is bounded by the write
-    /// timeout and the connection cap, and it moves on. A body younger than `grace` is not
-    /// counted: a scraper reading at any usual speed has sent it by then, and a client that
-    /// stopped reading has not yet stalled that long. Returns how many connections it ended.
+    /// oldest tick first (a body left with no other holder stops counting). Connections still
+    /// reading are ended too, oldest tick first, only while the total stays above twice the
+    /// budget: the hard bound, which scrapers reading at any usual speed never reach. A body
+    /// younger than `grace` is not counted: such a scraper has sent it by then, and a client
+    /// that stopped reading has not yet stalled that long. Returns how many it ended.
     pub fn enforce(&mut self, current: u64, budget: u64, grace: Duration, now: Instant) -> u64 {
         self.entries.retain(|_, e| e.alive.strong_count() > 0);
         let mut stale: Vec<(u64, K)> = self
@@ -81,39 +81,41 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Registry<K> {
         stale.sort_unstable_by_key(|(seq, _)| *seq);
         let mut held: u64 = stale.iter().map(|k| self.entries[k].bytes).sum();
         let mut ended = 0;
-        for key in &stale {
-            if held <= budget {
-                break;
-            }
-            let Some(entry) = self.entries.get_mut(key) else {
-                continue;
-            };
-            // A connection since given a newer tick's body has sent this one (HTTP/1.1 answers
-            // in order): it is not what holds it.
-            entry
-                .connections
-                .retain(|c| c.latest_tick() == key.0 && !c.is_aborted());
-            let (cut, reading): (Vec<_>, Vec<_>) = std::mem::take(&mut entry.connections)
-                .into_iter()
-                .partition(|c| c.stalled_for().is_some_and(|d| d >= grace));
-            for connection in &cut {
-                connection.abort();
-                tracing::debug!(
-                    tick = key.0,
-                    body = ?key.1,
-                    bytes = entry.bytes,
-                    current,
-                    budget,
-                    stalled = ?connection.stalled_for(),
-                    "ending a connection that stopped reading an earlier tick's body over the budget"
-                );
-            }
-            ended += cut.len() as u64;
-            entry.connections = reading;
-            if entry.connections.is_empty() {
-                // Its memory goes as the ended connections close.
-                held -= entry.bytes;
-                self.entries.remove(key);
+        for (stalled_only, bound) in [(true, budget), (false, budget.saturating_mul(2))] {
+            for key in &stale {
+                if held <= bound {
+                    break;
+                }
+                let Some(entry) = self.entries.get_mut(key) else {
+                    continue;
+                };
+                // A connection since given a newer tick's body has sent this one (HTTP/1.1
+                // answers in order): it is not what holds it.
+                entry
+                    .connections
+                    .retain(|c| c.latest_tick() == key.0 && !c.is_aborted());
+                let (cut, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut entry.connections)
+                    .into_iter()
+                    .partition(|c| !stalled_only || c.stalled_for().is_some_and(|d| d >= grace));
+                for connection in &cut {
+                    connection.abort();
+                    tracing::debug!(
+                        tick = key.0,
+                        body = ?key.1,
+                        bytes = entry.bytes,
+                        current,
+                        budget,
+                        stalled = ?connection.stalled_for(),
+                        "ending a connection that holds an earlier tick's body over the budget"
+                    );
+                }
+                ended += cut.len() as u64;
+                entry.connections = kept;
+                if entry.connections.is_empty() {
+                    // Its memory goes as the ended connections close.
+                    held -= entry.bytes;
+                    self.entries.remove(key);
+                }
             }
         }
         self.ended += ended;
@@ -222,7 +224,7 @@ mod tests {
     }
 
     #[test]
-    fn connections_still_reading_are_never_ended() {
+    fn connections_still_reading_are_ended_only_past_twice_the_budget() {
         let mut registry = Registry::default();
         let reading = give(&mut registry, 1, "metrics", 1);
         reading.connections[0].set_stalled(false);
@@ -233,9 +235,11 @@ mod tests {
         assert_eq!(ended(&stalled), [true, true]);
         assert_eq!(ended(&reading), [false]);
         assert_eq!(registry.stale_bytes(3), 10);
-        // Over any budget, a reader is still not ended.
-        assert_eq!(registry.enforce(3, 0, Duration::ZERO, later()), 0);
+        // Within twice the budget, a reader is not ended; past it, it is.
+        assert_eq!(registry.enforce(3, 5, Duration::ZERO, later()), 0);
         assert_eq!(ended(&reading), [false]);
+        assert_eq!(registry.enforce(3, 4, Duration::ZERO, later()), 1);
+        assert_eq!(ended(&reading), [true]);
     }
 
     #[test]
@@ -243,7 +247,8 @@ mod tests {
         let mut registry = Registry::default();
         let paused = give(&mut registry, 1, "metrics", 1);
         let grace = Duration::from_secs(60);
-        assert_eq!(registry.enforce(2, 0, grace, Instant::now() + grace), 0);
+        // 10 bytes against 5: over the budget, within twice it.
+        assert_eq!(registry.enforce(2, 5, grace, Instant::now() + grace), 0);
         assert_eq!(ended(&paused), [false]);
     }
 
