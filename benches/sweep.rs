@@ -1,15 +1,22 @@
 //! Full sweep of a generated 1,000-cgroup tree, v1 and v2, with real file contents taken
 //! from the fixture captures; next to it the floor: a bare loop that only opens, reads and
 //! closes the same files. Guards against the reader drifting away from that floor (target:
-//! within 1.5x) and against allocation creeping into the per-file path.
+//! within 1.5x) and against allocation creeping into the per-file path. Then, as root on a
+//! v1 host, a sampler's busy sweep of 1,000 real cgroups whose tasks all ran, beside the floor.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use cgscope::cgroupfs::CgroupFs;
+use cgscope::model::CgroupPath;
 use cgscope::scan::{Roots, Scanner};
+use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::BatchSize;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use std::io::Read;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 const CGROUPS: usize = 1000;
 
@@ -146,10 +153,280 @@ fn bench_layout(c: &mut Criterion, name: &str, tree: (tempfile::TempDir, Vec<Pat
     group.finish();
 }
 
+/// The v1 controller trees a busy sweep reads, under the real cgroup mount.
+const V1_ROOT: &str = "/sys/fs/cgroup";
+const V1_TREES: [&str; 5] = ["cpu", "cpuacct", "memory", "pids", "blkio"];
+
+/// Every file a full v1 read opens, by tree: what the exposition needs, all of it read every
+/// sample by a reader with no cadence (cAdvisor's housekeeping reads these and more).
+const V1_EXPOSITION_FILES: [(&str, &str); 21] = [
+    ("pids", "cgroup.procs"),
+    ("pids", "tasks"),
+    ("cpuacct", "cpuacct.usage"),
+    ("cpuacct", "cpuacct.stat"),
+    ("cpu", "cpu.stat"),
+    ("cpu", "cpu.cfs_quota_us"),
+    ("cpu", "cpu.cfs_period_us"),
+    ("cpu", "cpu.shares"),
+    ("memory", "memory.usage_in_bytes"),
+    ("memory", "memory.limit_in_bytes"),
+    ("memory", "memory.max_usage_in_bytes"),
+    ("memory", "memory.failcnt"),
+    ("memory", "memory.memsw.limit_in_bytes"),
+    ("memory", "memory.kmem.usage_in_bytes"),
+    ("memory", "memory.soft_limit_in_bytes"),
+    ("memory", "memory.stat"),
+    ("memory", "memory.oom_control"),
+    ("pids", "pids.current"),
+    ("pids", "pids.max"),
+    ("blkio", "blkio.throttle.io_service_bytes_recursive"),
+    ("blkio", "blkio.throttle.io_serviced_recursive"),
+];
+
+/// The files `serve` reads of a busy cgroup with no quota and no memory limit between two
+/// full reads (README, "What a sample reads").
+const V1_BUSY_FILES: [(&str, &str); 6] = [
+    ("cpuacct", "cpuacct.usage"),
+    ("pids", "cgroup.procs"),
+    ("memory", "memory.usage_in_bytes"),
+    ("memory", "memory.stat"),
+    ("pids", "pids.current"),
+    ("blkio", "blkio.throttle.io_service_bytes_recursive"),
+];
+
+/// 1,000 real v1 cgroups of our own, each holding a `cat` that runs whenever it is sent a
+/// line: the busy node of the load script, woken on demand. Removed on drop.
+struct BusyLab {
+    name: String,
+    children: Vec<Child>,
+    /// Each cgroup's directory in each tree of [`V1_TREES`], kept open as the reader does.
+    dirs: Vec<Vec<OwnedFd>>,
+}
+
+impl BusyLab {
+    fn new() -> Option<Self> {
+        let ready = rustix::process::geteuid().is_root()
+            && V1_TREES
+                .iter()
+                .all(|t| Path::new(V1_ROOT).join(t).join("tasks").is_file());
+        if !ready {
+            eprintln!(
+                "busy_sweep: skipped (needs root and the v1 trees {V1_TREES:?} under {V1_ROOT})"
+            );
+            return None;
+        }
+        let mut lab = BusyLab {
+            name: format!("cgscope-bench-{}", std::process::id()),
+            children: Vec::new(),
+            dirs: Vec::new(),
+        };
+        for tree in V1_TREES {
+            std::fs::create_dir(Path::new(V1_ROOT).join(tree).join(&lab.name)).unwrap();
+            for i in 0..CGROUPS {
+                std::fs::create_dir(lab.dir(tree, i)).unwrap();
+            }
+        }
+        for i in 0..CGROUPS {
+            let child = Command::new("cat")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            for tree in V1_TREES {
+                std::fs::write(
+                    lab.dir(tree, i).join("cgroup.procs"),
+                    child.id().to_string(),
+                )
+                .unwrap();
+            }
+            lab.children.push(child);
+            lab.dirs.push(
+                V1_TREES
+                    .iter()
+                    .map(|t| {
+                        rustix::fs::open(
+                            lab.dir(t, i),
+                            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY,
+                            rustix::fs::Mode::empty(),
+                        )
+                        .unwrap()
+                    })
+                    .collect(),
+            );
+        }
+        Some(lab)
+    }
+
+    fn dir(&self, tree: &str, i: usize) -> PathBuf {
+        Path::new(V1_ROOT)
+            .join(tree)
+            .join(&self.name)
+            .join(format!("g{i:04}"))
+    }
+
+    fn paths(&self) -> Vec<CgroupPath> {
+        (0..CGROUPS)
+            .map(|i| CgroupPath::from_relative(&format!("{}/g{i:04}", self.name)))
+            .collect()
+    }
+
+    /// Makes every `cat` run once, so each cgroup's CPU usage moves before the next sweep.
+    fn wake(&mut self) {
+        for child in &mut self.children {
+            child.stdin.as_mut().unwrap().write_all(b"x\n").unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    /// Opens, reads and closes `files` of every cgroup inside its kept directory: the floor
+    /// of a reader that reads those files.
+    fn floor(&self, files: &[(&str, &str)], buf: &mut [u8]) -> usize {
+        let mut total = 0;
+        for dirs in &self.dirs {
+            for (tree, file) in files {
+                let t = V1_TREES.iter().position(|x| x == tree).unwrap();
+                let Ok(fd) = rustix::fs::openat(
+                    &dirs[t],
+                    *file,
+                    rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                ) else {
+                    continue; // memory.memsw.* without swap accounting
+                };
+                total += std::fs::File::from(fd).read(buf).unwrap();
+            }
+        }
+        total
+    }
+}
+
+impl Drop for BusyLab {
+    fn drop(&mut self) {
+        self.dirs.clear();
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for tree in V1_TREES {
+            let top = Path::new(V1_ROOT).join(tree).join(&self.name);
+            for i in 0..CGROUPS {
+                let _ = std::fs::remove_dir(top.join(format!("g{i:04}")));
+            }
+            let _ = std::fs::remove_dir(&top);
+        }
+    }
+}
+
+/// This thread's CPU time (user and kernel), ns.
+fn thread_cpu_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    (t.tv_sec as u64) * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// Criterion measuring the benchmarking thread's CPU time instead of wall time: on a machine
+/// shared with builds, wall time counts the waits for a CPU too, and the ratio of a sweep to
+/// its floor drowns in them.
+struct ThreadCpu;
+
+impl Measurement for ThreadCpu {
+    type Intermediate = u64;
+    type Value = u64;
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, started: u64) -> u64 {
+        thread_cpu_ns().saturating_sub(started)
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &CpuNs
+    }
+}
+
+/// Formats CPU nanoseconds as milliseconds of CPU.
+struct CpuNs;
+
+impl ValueFormatter for CpuNs {
+    fn scale_values(&self, _typical: f64, values: &mut [f64]) -> &'static str {
+        values.iter_mut().for_each(|v| *v /= 1e6);
+        "ms CPU"
+    }
+    fn scale_throughputs(&self, _typical: f64, t: &Throughput, values: &mut [f64]) -> &'static str {
+        let n = match t {
+            Throughput::Elements(n) | Throughput::Bytes(n) | Throughput::BytesDecimal(n) => *n,
+        };
+        values.iter_mut().for_each(|v| *v /= 1e3 * n as f64);
+        "us CPU/elem"
+    }
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns CPU"
+    }
+}
+
+/// A busy sampler's sweep (every cgroup's tasks ran since the last one; `serve`'s defaults:
+/// a full read every 10th sample, staggered, and no per-CPU usage) over 1,000 real v1
+/// cgroups, beside a bare loop over every file the exposition needs and one over the files a
+/// busy read opens. Prints the floor per file kind first, in CPU time, kernel included.
+fn bench_busy_real_v1(c: &mut Criterion<ThreadCpu>) {
+    let Some(mut lab) = BusyLab::new() else {
+        return;
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    eprintln!("floor per file kind, 1,000 real v1 cgroups (openat in a kept directory, one read, close; CPU time):");
+    for (tree, file) in V1_EXPOSITION_FILES {
+        let start = thread_cpu_ns();
+        for _ in 0..3 {
+            lab.floor(&[(tree, file)], &mut buf);
+        }
+        let per_file_us = (thread_cpu_ns() - start) as f64 / 3.0 / CGROUPS as f64 / 1000.0;
+        eprintln!("  {tree}/{file}: {per_file_us:.1} us");
+    }
+    let mut fs = CgroupFs::open(Path::new(V1_ROOT)).unwrap();
+    fs.set_full_read_every(10);
+    fs.set_per_cpu(false);
+    let paths = lab.paths();
+    let sweep = |fs: &mut CgroupFs| {
+        fs.begin_sweep();
+        let n = paths.iter().filter(|p| fs.read(p).is_some()).count();
+        fs.end_sweep();
+        n
+    };
+    // The first read is by whole path, the second opens the kept directories.
+    assert_eq!(sweep(&mut fs), CGROUPS);
+    assert_eq!(sweep(&mut fs), CGROUPS);
+    let mut group = c.benchmark_group("busy_sweep_v1_real_1000_cgroups");
+    group.throughput(Throughput::Elements(CGROUPS as u64));
+    group.sample_size(10);
+    group.bench_function("cgscope_busy_sweep", |b| {
+        b.iter_batched(|| lab.wake(), |()| sweep(&mut fs), BatchSize::PerIteration)
+    });
+    group.bench_function("floor_every_exposition_file", |b| {
+        b.iter(|| lab.floor(&V1_EXPOSITION_FILES, &mut buf))
+    });
+    group.bench_function("floor_busy_read_files", |b| {
+        b.iter(|| lab.floor(&V1_BUSY_FILES, &mut buf))
+    });
+    group.finish();
+    drop(lab);
+}
+
 fn benches(c: &mut Criterion) {
     bench_layout(c, "v2", v2_tree());
     bench_layout(c, "v1", v1_tree());
 }
 
 criterion_group!(sweep_benches, benches);
-criterion_main!(sweep_benches);
+criterion_group! {
+    name = busy_benches;
+    config = Criterion::default().with_measurement(ThreadCpu);
+    targets = bench_busy_real_v1
+}
+criterion_main!(sweep_benches, busy_benches);

@@ -88,26 +88,35 @@ fn fold_blkio(
 pub(super) fn read_v1(ctx: &mut Ctx<'_>, dir: &Path) -> Option<IoStats> {
     let before = ctx.found;
     let mut devices = Vec::new();
-    for (recursive, flat, unit) in [
-        (
+    read_v1_pair(
+        ctx,
+        dir,
+        &mut devices,
+        [
             "blkio.throttle.io_service_bytes_recursive",
             "blkio.throttle.io_service_bytes",
-            Unit::Bytes,
-        ),
-        (
-            "blkio.throttle.io_serviced_recursive",
-            "blkio.throttle.io_serviced",
+        ],
+        Unit::Bytes,
+    );
+    // Operation counts at the full-read cadence; the bytes (the IO rates) every read.
+    if ctx.full {
+        read_v1_pair(
+            ctx,
+            dir,
+            &mut devices,
+            [
+                "blkio.throttle.io_serviced_recursive",
+                "blkio.throttle.io_serviced",
+            ],
             Unit::Ops,
-        ),
-    ] {
-        let mut read_one = |ctx: &mut Ctx<'_>, file: &'static str| {
-            ctx.with_partial(Controller::Io, dir, file, |b| {
-                let err = fold_blkio(&mut devices, b, unit);
-                (Some(()), err)
-            })
-        };
-        if read_one(ctx, recursive).is_none() {
-            read_one(ctx, flat);
+        );
+    } else if let Some(last) = ctx.last.and_then(|s| s.io.as_ref()) {
+        for was in &last.devices {
+            if was.read_ops.is_some() || was.write_ops.is_some() {
+                let d = device(&mut devices, was.major, was.minor);
+                d.read_ops = was.read_ops;
+                d.write_ops = was.write_ops;
+            }
         }
     }
     if ctx.found == before {
@@ -115,4 +124,23 @@ pub(super) fn read_v1(ctx: &mut Ctx<'_>, dir: &Path) -> Option<IoStats> {
     }
     devices.sort_by_key(|d| (d.major, d.minor));
     Some(IoStats { devices })
+}
+
+/// Folds the first of `[recursive, flat]` that exists into `devices`.
+fn read_v1_pair(
+    ctx: &mut Ctx<'_>,
+    dir: &Path,
+    devices: &mut Vec<IoDeviceStats>,
+    files: [&'static str; 2],
+    unit: Unit,
+) {
+    for file in files {
+        let read = ctx.with_partial(Controller::Io, dir, file, |b| {
+            let err = fold_blkio(devices, b, unit);
+            (Some(()), err)
+        });
+        if read.is_some() {
+            return;
+        }
+    }
 }

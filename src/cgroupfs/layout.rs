@@ -76,9 +76,14 @@ impl Layout {
                 unified: Some(root.to_path_buf()),
             });
         }
+        // A controller mount is never empty; an empty directory merely named like one (a
+        // `cpu,cpuacct` made on the tmpfs) would otherwise win the sort below and hide the
+        // real mount.
         let mut names: Vec<String> = entries
             .filter_map(Result::ok)
-            .filter(|e| e.path().is_dir())
+            .filter(|e| {
+                std::fs::read_dir(e.path()).is_ok_and(|mut listing| listing.next().is_some())
+            })
             .filter_map(|e| e.file_name().into_string().ok())
             .collect();
         // Real mounts come before the `cpu -> cpu,cpuacct` style symlinks only by luck of
@@ -162,7 +167,7 @@ mod tests {
     fn separate_cpu_and_cpuacct_mounts_are_found() {
         let dir = tempfile::tempdir().unwrap();
         for c in ["cpu", "cpuacct", "memory", "pids", "blkio", "systemd"] {
-            std::fs::create_dir(dir.path().join(c)).unwrap();
+            touch(&dir.path().join(c).join("cgroup.procs"));
         }
         let layout = Layout::detect(dir.path()).unwrap();
         assert_eq!(layout.version, CgroupVersion::V1);
@@ -174,14 +179,27 @@ mod tests {
     #[test]
     fn comounted_cpu_cpuacct_and_a_unified_mount_is_hybrid() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("cpu,cpuacct")).unwrap();
-        std::fs::create_dir(dir.path().join("memory")).unwrap();
+        touch(&dir.path().join("cpu,cpuacct/cgroup.procs"));
+        touch(&dir.path().join("memory/cgroup.procs"));
         touch(&dir.path().join("unified/cgroup.controllers"));
         let layout = Layout::detect(dir.path()).unwrap();
         assert_eq!(layout.version, CgroupVersion::Hybrid);
         assert_eq!(layout.v1.cpu, layout.v1.cpuacct);
         assert_eq!(layout.walk_roots().len(), 2);
         assert_eq!(layout.unified, Some(dir.path().join("unified")));
+    }
+
+    #[test]
+    fn an_empty_directory_named_like_a_controller_does_not_hide_the_mount() {
+        let dir = tempfile::tempdir().unwrap();
+        for c in ["cpu", "cpuacct", "memory"] {
+            touch(&dir.path().join(c).join("cgroup.procs"));
+        }
+        // Sorts before `cpuacct`, and would be taken for it were it not empty.
+        std::fs::create_dir(dir.path().join("cpu,cpuacct")).unwrap();
+        let layout = Layout::detect(dir.path()).unwrap();
+        assert_eq!(layout.v1.cpu, Some(dir.path().join("cpu")));
+        assert_eq!(layout.v1.cpuacct, Some(dir.path().join("cpuacct")));
     }
 
     #[test]

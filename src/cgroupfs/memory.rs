@@ -35,45 +35,64 @@ pub(super) fn read_v1(ctx: &mut Ctx<'_>, dir: &Path) -> Option<MemoryStats> {
         format::single_u64,
     );
     let limit = ctx
-        .limit(
+        .file_or_carried(
+            false,
             Controller::Memory,
             dir,
             "memory.limit_in_bytes",
             format::v1_memory_limit,
+            |s| s.memory.as_ref().map(|x| x.limit_bytes),
         )
         .flatten();
-    let max_usage = ctx.with(
+    // The peak and kernel memory, at the full-read cadence.
+    let max_usage = ctx.file_or_carried(
+        false,
         Controller::Memory,
         dir,
         "memory.max_usage_in_bytes",
         format::single_u64,
+        |s| s.memory.as_ref()?.max_usage_bytes,
     );
-    let failcnt = ctx.with(
+    // Counts charges refused at the cgroup's own limit: without one at the previous read it
+    // cannot move, and is carried over until the next full read.
+    let limit_before = ctx
+        .last
+        .and_then(|s| s.memory.as_ref()?.limit_bytes)
+        .is_some();
+    let failcnt = ctx.file_or_carried(
+        limit_before,
         Controller::Memory,
         dir,
         "memory.failcnt",
         format::single_u64,
+        |s| s.memory.as_ref()?.failcnt,
     );
     let memsw_limit = ctx
-        .limit(
+        .file_or_carried(
+            false,
             Controller::Memory,
             dir,
             "memory.memsw.limit_in_bytes",
             format::v1_memory_limit,
+            |s| s.memory.as_ref().map(|x| x.memsw_limit_bytes),
         )
         .flatten();
-    let kmem = ctx.with(
+    let kmem = ctx.file_or_carried(
+        false,
         Controller::Memory,
         dir,
         "memory.kmem.usage_in_bytes",
         format::single_u64,
+        |s| s.memory.as_ref()?.kernel_bytes,
     );
     let reservation = ctx
-        .limit(
+        .file_or_carried(
+            false,
             Controller::Memory,
             dir,
             "memory.soft_limit_in_bytes",
             format::v1_memory_limit,
+            |s| s.memory.as_ref().map(|x| x.reservation_bytes),
         )
         .flatten();
     let stat = ctx.with_partial(Controller::Memory, dir, "memory.stat", |b| {
@@ -98,13 +117,26 @@ pub(super) fn read_v1(ctx: &mut Ctx<'_>, dir: &Path) -> Option<MemoryStats> {
         oom_kill: Option<u64>,
         under_oom: Option<u64>,
     }
-    let oom = ctx.with_partial(Controller::Memory, dir, "memory.oom_control", |b| {
-        fold_flat_keyed(b, |s: &mut Oom, k, v| match k {
-            b"oom_kill" => s.oom_kill = Some(v),
-            b"under_oom" => s.under_oom = Some(v),
-            _ => {}
-        })
-    });
+    // OOM kills and the OOM state, at the full-read cadence.
+    let oom = ctx.fresh_or_carried(
+        false,
+        |ctx| {
+            ctx.with_partial(Controller::Memory, dir, "memory.oom_control", |b| {
+                fold_flat_keyed(b, |s: &mut Oom, k, v| match k {
+                    b"oom_kill" => s.oom_kill = Some(v),
+                    b"under_oom" => s.under_oom = Some(v),
+                    _ => {}
+                })
+            })
+        },
+        |s| {
+            let m = s.memory.as_ref()?;
+            Some(Oom {
+                oom_kill: m.oom_kills,
+                under_oom: m.under_oom.map(u64::from),
+            })
+        },
+    );
     if ctx.found == before {
         return None;
     }
@@ -147,12 +179,34 @@ pub(super) fn read_v2(ctx: &mut Ctx<'_>, dir: &Path) -> Option<MemoryStats> {
         format::single_u64,
     );
     let limit = ctx
-        .limit(Controller::Memory, dir, "memory.max", format::single_limit)
+        .file_or_carried(
+            false,
+            Controller::Memory,
+            dir,
+            "memory.max",
+            format::single_limit,
+            |s| s.memory.as_ref().map(|x| x.limit_bytes),
+        )
         .flatten();
-    let peak = ctx.with(Controller::Memory, dir, "memory.peak", format::single_u64);
+    // The peak, at the full-read cadence.
+    let peak = ctx.file_or_carried(
+        false,
+        Controller::Memory,
+        dir,
+        "memory.peak",
+        format::single_u64,
+        |s| s.memory.as_ref()?.max_usage_bytes,
+    );
     // cAdvisor's reservation on v2 is memory.min (the protection the kubelet sets for
     // Guaranteed memory requests when MemoryQoS is on).
-    let reservation = ctx.limit(Controller::Memory, dir, "memory.min", format::single_u64);
+    let reservation = ctx.file_or_carried(
+        false,
+        Controller::Memory,
+        dir,
+        "memory.min",
+        format::single_u64,
+        |s| s.memory.as_ref()?.reservation_bytes,
+    );
     let swap = ctx.with(
         Controller::Memory,
         dir,
@@ -160,11 +214,13 @@ pub(super) fn read_v2(ctx: &mut Ctx<'_>, dir: &Path) -> Option<MemoryStats> {
         format::single_u64,
     );
     let swap_limit = ctx
-        .limit(
+        .file_or_carried(
+            false,
             Controller::Memory,
             dir,
             "memory.swap.max",
             format::single_limit,
+            |s| s.memory.as_ref().map(|x| x.swap_limit_bytes),
         )
         .flatten();
     let stat = ctx.with_partial(Controller::Memory, dir, "memory.stat", |b| {
@@ -180,16 +236,23 @@ pub(super) fn read_v2(ctx: &mut Ctx<'_>, dir: &Path) -> Option<MemoryStats> {
             _ => {}
         })
     });
-    let events = ctx.with_partial(Controller::Memory, dir, "memory.events", |b| {
-        fold_flat_keyed(b, |e: &mut MemoryEvents, k, v| match k {
-            b"low" => e.low = Some(v),
-            b"high" => e.high = Some(v),
-            b"max" => e.max = Some(v),
-            b"oom" => e.oom = Some(v),
-            b"oom_kill" => e.oom_kill = Some(v),
-            _ => {}
-        })
-    });
+    // Memory events (OOM kills among them), at the full-read cadence.
+    let events = ctx.fresh_or_carried(
+        false,
+        |ctx| {
+            ctx.with_partial(Controller::Memory, dir, "memory.events", |b| {
+                fold_flat_keyed(b, |e: &mut MemoryEvents, k, v| match k {
+                    b"low" => e.low = Some(v),
+                    b"high" => e.high = Some(v),
+                    b"max" => e.max = Some(v),
+                    b"oom" => e.oom = Some(v),
+                    b"oom_kill" => e.oom_kill = Some(v),
+                    _ => {}
+                })
+            })
+        },
+        |s| s.memory.as_ref()?.events.clone(),
+    );
     if ctx.found == before {
         return None;
     }

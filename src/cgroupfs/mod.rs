@@ -14,7 +14,7 @@ mod procs;
 pub mod walk;
 
 use crate::files::{Dir, FileReader};
-use crate::model::{CgroupPath, CgroupStats, ProcessCounts};
+use crate::model::{CgroupPath, CgroupStats, PressureStats, ProcessCounts};
 use discovery::Discovery;
 use format::ParseError;
 pub use layout::Layout;
@@ -166,15 +166,6 @@ enum DirSlot {
     /// Not present in this hierarchy at the given sweep (a cgroup may live in some v1 trees
     /// only); looked up again next sweep.
     Missing(u64),
-}
-
-/// How much of a cgroup one read covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Depth {
-    /// Every file, limits included.
-    Full,
-    /// Everything that moves; limits carried over from the previous read.
-    Counters,
 }
 
 /// Descriptors left for sockets, the runtime clients and other files whatever the cgroup
@@ -389,6 +380,7 @@ impl CgroupFs {
         };
         known.sweep = self.sweep;
         let full_read_every = self.full_read_every;
+        let full = known.last.is_none() || known.reads_until_full == 0;
         let mut ctx = Ctx {
             reader: &mut self.reader,
             errors: &mut self.errors,
@@ -401,51 +393,50 @@ impl CgroupFs {
             dirs_allowed: self.dirs_allowed,
             out_of_fds: if last { None } else { Some(false) },
             sweep: self.sweep,
-            limits: true,
+            full,
+            last: known.last.as_ref().map(|l| &l.stats),
+            probe: cpu::Probe::default(),
             // Nor after running out of descriptors: this attempt reads by whole paths.
             keep_dirs: read_before && !last,
             per_cpu: self.per_cpu,
         };
-        let mut depth = Depth::Full;
-        if known.last.is_some() && known.reads_until_full > 0 {
-            depth = Depth::Counters;
-            let usage_ns = cpu::usage_ns(&mut ctx, &self.layout);
+        if !full {
+            ctx.probe = cpu::probe(&mut ctx, &self.layout);
+            let usage_ns = ctx.probe.usage_ns();
             if usage_ns.is_some() && usage_ns == known.usage_ns {
                 known.reads_until_full -= 1;
                 return Ok(known.last.clone());
             }
         }
-        ctx.limits = depth == Depth::Full;
         ctx.found = 0;
         let mut read = read_files(&mut ctx, &self.layout);
         if ctx.out_of_fds == Some(true) {
             return Err(OutOfFds);
         }
+        let mut full = ctx.full;
         if read.is_none() && ctx.dirs.iter().any(|d| matches!(d, DirSlot::Open(_))) {
             // Directories kept open from an earlier sweep go stale when a cgroup is removed and
             // made again under the same name: look it up afresh before calling it gone, and
             // carry nothing over from its namesake.
             let closed = forget_dirs(ctx.dirs);
             *ctx.dirs_open -= closed;
-            known.last = None;
-            depth = Depth::Full;
-            ctx.limits = true;
+            ctx.last = None;
+            ctx.full = true;
+            full = true;
+            ctx.probe = cpu::Probe::default();
             ctx.found = 0;
             read = read_files(&mut ctx, &self.layout);
             if ctx.out_of_fds == Some(true) {
                 return Err(OutOfFds);
             }
         }
-        let Some(mut read) = read else {
+        let Some(read) = read else {
             if let Some(gone) = self.known.remove(cgroup) {
                 self.dirs_open -= gone.open_dirs();
             }
             return Ok(None);
         };
-        if depth == Depth::Counters {
-            if let Some(last) = &known.last {
-                carry_limits(&last.stats, &mut read.stats);
-            }
+        if !full {
             known.reads_until_full = known.reads_until_full.saturating_sub(1);
         } else if known.last.is_none() {
             // Spread the full reads of cgroups first seen together over the following sweeps.
@@ -487,26 +478,6 @@ fn forget_dirs(dirs: &mut [DirSlot]) -> usize {
     closed
 }
 
-/// Limits change rarely (an update of the container), so a counters-only read takes them from
-/// the previous full read.
-fn carry_limits(from: &CgroupStats, into: &mut CgroupStats) {
-    if let (Some(f), Some(i)) = (&from.cpu, &mut into.cpu) {
-        i.quota_us = f.quota_us;
-        i.period_us = f.period_us;
-        i.shares = f.shares;
-        i.weight = f.weight;
-    }
-    if let (Some(f), Some(i)) = (&from.memory, &mut into.memory) {
-        i.limit_bytes = f.limit_bytes;
-        i.swap_limit_bytes = f.swap_limit_bytes;
-        i.memsw_limit_bytes = f.memsw_limit_bytes;
-        i.reservation_bytes = f.reservation_bytes;
-    }
-    if let (Some(f), Some(i)) = (&from.pids, &mut into.pids) {
-        i.limit = f.limit;
-    }
-}
-
 /// Reads the files of one cgroup; `None` when none of them exists.
 fn read_files(ctx: &mut Ctx<'_>, layout: &Layout) -> Option<CgroupRead> {
     let unified = layout.unified.as_deref();
@@ -519,7 +490,7 @@ fn read_files(ctx: &mut Ctx<'_>, layout: &Layout) -> Option<CgroupRead> {
                 memory: memory::read_v2(ctx, dir),
                 pids: pids::read(ctx, dir),
                 io: io::read_v2(ctx, dir),
-                pressure: pressure::read(ctx, dir),
+                pressure: read_pressure(ctx, Some(dir)),
                 network: None,
                 processes,
             };
@@ -542,7 +513,7 @@ fn read_files(ctx: &mut Ctx<'_>, layout: &Layout) -> Option<CgroupRead> {
                 memory: v1.memory.as_deref().and_then(|d| memory::read_v1(ctx, d)),
                 pids: v1.pids.as_deref().and_then(|d| pids::read(ctx, d)),
                 io: v1.blkio.as_deref().and_then(|d| io::read_v1(ctx, d)),
-                pressure: unified.and_then(|d| pressure::read(ctx, d)),
+                pressure: read_pressure(ctx, unified),
                 network: None,
                 processes,
             };
@@ -558,7 +529,19 @@ fn read_files(ctx: &mut Ctx<'_>, layout: &Layout) -> Option<CgroupRead> {
 /// How many member pids a read keeps for the network lookup.
 const MEMBER_PIDS_KEPT: usize = 3;
 
-/// Counts members from `cgroup.procs` and the thread list file, and keeps a few member pids.
+/// Pressure stall figures: at the full-read cadence, as their 10 s and longer averages are.
+fn read_pressure(ctx: &mut Ctx<'_>, unified: Option<&Path>) -> Option<PressureStats> {
+    let dir = unified?;
+    ctx.fresh_or_carried(
+        false,
+        |ctx| pressure::read(ctx, dir),
+        |s| s.pressure.clone(),
+    )
+}
+
+/// Counts members from `cgroup.procs` (every read: the member pids lead to the network
+/// namespace) and threads from the thread list file (at the full-read cadence), and keeps a
+/// few member pids.
 fn read_members(
     ctx: &mut Ctx<'_>,
     dir: &Path,
@@ -574,9 +557,15 @@ fn read_members(
     let Some((processes, pids)) = procs else {
         return (None, Vec::new());
     };
-    let threads = ctx.with(Controller::Cgroup, dir, threads_file, |b| {
-        Ok(format::count_lines(b))
-    });
+    let threads = ctx.fresh_or_carried(
+        false,
+        |ctx| {
+            ctx.with(Controller::Cgroup, dir, threads_file, |b| {
+                Ok(format::count_lines(b))
+            })
+        },
+        |s| s.processes.as_ref()?.threads,
+    );
     (Some(ProcessCounts { processes, threads }), pids)
 }
 
@@ -599,8 +588,13 @@ pub(crate) struct Ctx<'a> {
     /// last attempt, where it is counted.
     out_of_fds: Option<bool>,
     sweep: u64,
-    /// Whether to read limit files (`false`: the caller carries them over).
-    limits: bool,
+    /// Whether this read covers every file. A counters-only read (`false`) takes limits and
+    /// the figures of the full-read class from `last` instead.
+    full: bool,
+    /// The previous read of this cgroup, whose figures a counters-only read carries over.
+    last: Option<&'a CgroupStats>,
+    /// What the idle probe read, so the read that follows does not open it again.
+    probe: cpu::Probe,
     /// Whether to open the cgroup's directories for this and later reads.
     keep_dirs: bool,
     /// Whether to read per-CPU usage.
@@ -645,7 +639,11 @@ impl Ctx<'_> {
         };
         match &self.dirs[i] {
             DirSlot::Open(_) => return Location::Open(i),
-            DirSlot::Missing(sweep) if *sweep == self.sweep => return Location::Absent,
+            // Looked up again on full reads only: a cgroup that later gains a directory in
+            // this hierarchy shows there within the full-read cadence.
+            DirSlot::Missing(sweep) if *sweep == self.sweep || !self.full => {
+                return Location::Absent
+            }
             _ => {}
         }
         // A capture, the descriptor budget spent, or out of descriptors: whole paths.
@@ -689,20 +687,41 @@ impl Ctx<'_> {
         })
     }
 
-    /// Like `with`, for a limit file: skipped (`None`, for the caller to carry over) when this
-    /// read covers counters only.
-    fn limit<T>(
+    /// A figure of the full-read class: `read` when this read is full or `now` says the file
+    /// may have moved, otherwise `carried` from the previous read. Carrying and skipping are
+    /// decided here together, so no figure is skipped without being carried.
+    fn fresh_or_carried<T>(
         &mut self,
+        now: bool,
+        read: impl FnOnce(&mut Self) -> Option<T>,
+        carried: impl FnOnce(&CgroupStats) -> Option<T>,
+    ) -> Option<T> {
+        if self.full || now {
+            read(self)
+        } else {
+            self.last.and_then(carried)
+        }
+    }
+
+    /// [`Ctx::fresh_or_carried`] for a file parsed whole by `parse`.
+    fn file_or_carried<T>(
+        &mut self,
+        now: bool,
         controller: Controller,
         dir: &Path,
         file: &'static str,
         parse: impl FnOnce(&[u8]) -> Result<T, ParseError>,
+        carried: impl FnOnce(&CgroupStats) -> Option<T>,
     ) -> Option<T> {
-        if self.limits {
-            self.with(controller, dir, file, parse)
-        } else {
-            None
+        self.fresh_or_carried(now, |ctx| ctx.with(controller, dir, file, parse), carried)
+    }
+
+    /// A value the idle probe already read, counted as a file found.
+    fn reuse<T>(&mut self, value: Option<T>) -> Option<T> {
+        if value.is_some() {
+            self.found += 1;
         }
+        value
     }
 
     /// Like `with`, for keyed files where a bad line spoils only that line: the parser returns
@@ -941,6 +960,155 @@ mod tests {
         sweep_one(&mut fs, &c).unwrap();
         assert_eq!(fs.dirs_open, 1, "kept again once the budget allows");
         assert!(fs.errors().counts().is_empty());
+    }
+
+    /// A v1 tree with cgroup `c` in cpu, cpuacct, memory, pids and blkio; `n` sets every
+    /// counter, so a changed `n` shows which files a read opened.
+    fn v1_busy_tree(root: &Path, n: u64, quota: &str, memory_limit: &str) {
+        let file = |tree: &str, name: &str, text: String| {
+            let c = root.join(tree).join("c");
+            fs::create_dir_all(&c).unwrap();
+            fs::write(c.join(name), text).unwrap();
+        };
+        file("pids", "cgroup.procs", "42\n".repeat(n as usize));
+        file("pids", "tasks", "42\n".repeat(2 * n as usize));
+        file("pids", "pids.current", format!("{n}\n"));
+        file("pids", "pids.max", "max\n".into());
+        file("cpuacct", "cpuacct.usage", format!("{n}000\n"));
+        file("cpuacct", "cpuacct.stat", format!("user {n}\nsystem {n}\n"));
+        file(
+            "cpu",
+            "cpu.stat",
+            format!("nr_periods {n}\nnr_throttled {n}\nthrottled_time {n}\n"),
+        );
+        file("cpu", "cpu.cfs_quota_us", format!("{quota}\n"));
+        file("cpu", "cpu.cfs_period_us", "100000\n".into());
+        file("cpu", "cpu.shares", "1024\n".into());
+        file("memory", "memory.usage_in_bytes", format!("{n}\n"));
+        file(
+            "memory",
+            "memory.limit_in_bytes",
+            format!("{memory_limit}\n"),
+        );
+        file("memory", "memory.max_usage_in_bytes", format!("{n}\n"));
+        file("memory", "memory.failcnt", format!("{n}\n"));
+        file("memory", "memory.kmem.usage_in_bytes", format!("{n}\n"));
+        file(
+            "memory",
+            "memory.stat",
+            format!("total_rss {n}\ntotal_inactive_file 0\n"),
+        );
+        file(
+            "memory",
+            "memory.oom_control",
+            format!("under_oom 0\noom_kill {n}\n"),
+        );
+        file(
+            "blkio",
+            "blkio.throttle.io_service_bytes_recursive",
+            format!("8:0 Read {n}\n"),
+        );
+        file(
+            "blkio",
+            "blkio.throttle.io_serviced_recursive",
+            format!("8:0 Read {n}\n"),
+        );
+    }
+
+    /// Every figure of a read, each as the `n` it came from, by the file it comes from.
+    fn v1_figures(read: &CgroupRead) -> Vec<(&'static str, Option<u64>)> {
+        let s = &read.stats;
+        let cpu = s.cpu.as_ref().unwrap();
+        let memory = s.memory.as_ref().unwrap();
+        let io = &s.io.as_ref().unwrap().devices[0];
+        let processes = s.processes.as_ref().unwrap();
+        vec![
+            ("cpuacct.usage", cpu.usage_ns.map(|v| v / 1000)),
+            ("cpuacct.stat", cpu.user_ns.map(|v| v / NS_PER_TICK)),
+            ("cpu.stat", cpu.throttled_periods),
+            ("cgroup.procs", Some(processes.processes)),
+            ("tasks", processes.threads.map(|t| t / 2)),
+            ("pids.current", s.pids.as_ref().unwrap().current),
+            ("memory.usage_in_bytes", memory.usage_bytes),
+            ("memory.max_usage_in_bytes", memory.max_usage_bytes),
+            ("memory.failcnt", memory.failcnt),
+            ("memory.kmem.usage_in_bytes", memory.kernel_bytes),
+            ("memory.stat", memory.rss_bytes),
+            ("memory.oom_control", memory.oom_kills),
+            ("io_service_bytes", io.read_bytes),
+            ("io_serviced", io.read_ops),
+        ]
+    }
+
+    const NS_PER_TICK: u64 = 10_000_000;
+
+    /// Which figures of `figures` came from a read of `n`.
+    fn read_at(figures: &[(&'static str, Option<u64>)], n: u64) -> Vec<&'static str> {
+        figures
+            .iter()
+            .filter(|(_, v)| *v == Some(n))
+            .map(|(f, _)| *f)
+            .collect()
+    }
+
+    #[test]
+    fn a_busy_v1_read_takes_the_full_read_class_from_the_previous_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        v1_busy_tree(root, 1, "-1", "9223372036854771712");
+        let mut fs = CgroupFs::open(root).unwrap();
+        fs.set_full_read_every(3);
+        let c = CgroupPath::from_relative("c");
+        let sweep = |fs: &mut CgroupFs| {
+            fs.begin_sweep();
+            let read = fs.read(&c).unwrap();
+            fs.end_sweep();
+            v1_figures(&read)
+        };
+        let all: Vec<&str> = v1_figures(&{
+            fs.begin_sweep();
+            let r = fs.read(&c).unwrap();
+            fs.end_sweep();
+            r
+        })
+        .iter()
+        .map(|(f, _)| *f)
+        .collect();
+
+        // Busy (CPU moved), no quota, no memory limit: what moves is read, the rest carried.
+        v1_busy_tree(root, 2, "-1", "9223372036854771712");
+        let every_read = [
+            "cpuacct.usage",
+            "cgroup.procs",
+            "pids.current",
+            "memory.usage_in_bytes",
+            "memory.stat",
+            "io_service_bytes",
+        ];
+        let figures = sweep(&mut fs);
+        assert_eq!(read_at(&figures, 2), every_read);
+        assert_eq!(read_at(&figures, 1).len(), all.len() - every_read.len());
+
+        // A quota and a limit set meanwhile wait for the full read, as limits do.
+        v1_busy_tree(root, 3, "50000", "67108864");
+        assert_eq!(read_at(&sweep(&mut fs), 3), every_read);
+        // The third read after the full one is full: every figure afresh.
+        v1_busy_tree(root, 4, "50000", "67108864");
+        assert_eq!(read_at(&sweep(&mut fs), 4), all);
+
+        // Under a quota and a limit, throttling and failcnt can move: read on busy reads too.
+        v1_busy_tree(root, 5, "50000", "67108864");
+        let mut expected = every_read.to_vec();
+        expected.extend(["cpu.stat", "memory.failcnt"]);
+        expected.sort_unstable();
+        let mut seen = read_at(&sweep(&mut fs), 5);
+        seen.sort_unstable();
+        assert_eq!(seen, expected);
+        assert!(
+            fs.errors().counts().is_empty(),
+            "{:?}",
+            fs.errors().counts()
+        );
     }
 
     #[test]

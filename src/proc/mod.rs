@@ -226,8 +226,21 @@ impl ProcFs {
     ) -> Option<NetworkStats> {
         // Without the host's namespace we cannot tell container traffic from host traffic,
         // so report nothing rather than risk attributing the host's counters.
-        let host = host_netns?;
+        host_netns?;
         let ns = self.netns_of(pid)?;
+        self.network_in(pid, ns, host_netns, host_interfaces, cache)
+    }
+
+    /// Like [`ProcFs::network_of`] for a `pid` already known to be in namespace `ns`.
+    pub fn network_in(
+        &mut self,
+        pid: u64,
+        ns: u64,
+        host_netns: Option<u64>,
+        host_interfaces: bool,
+        cache: &mut HashMap<u64, Vec<InterfaceStats>>,
+    ) -> Option<NetworkStats> {
+        let host = host_netns?;
         let host_namespace = ns == host;
         let interfaces = if host_namespace && !host_interfaces {
             Vec::new()

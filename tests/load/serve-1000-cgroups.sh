@@ -3,7 +3,10 @@
 # cgroups of our own, `cgscope serve --interval 1s --history 2m`, CPU % of one core from
 # t=10 s to t=70 s and RSS. Root only; removes its cgroups and processes on exit.
 #
-# Usage: tests/load/serve-1000-cgroups.sh [BINARY=target/release/cgscope]
+# Usage: tests/load/serve-1000-cgroups.sh [BINARY=target/release/cgscope] [BINARY_B]
+#   With two binaries each run measures both, one after the other over the same cgroups (A/B
+#   interleaved, so a noisy shared machine weighs on both alike), and the medians of each and
+#   their ratio are printed.
 # Env: CGROUPS=1000, WITH_PROCS=50 (how many of them hold a sleeping process),
 #      SCRAPE_EVERY=15 (s, one GET /metrics as Prometheus's default would; 0: none),
 #      INTERVAL=1s, HISTORY=2m (cgscope's flags), STEADY_AT=130 (s; RSS again once the 2m
@@ -14,7 +17,7 @@
 #      figures are printed, then their medians).
 set -euo pipefail
 
-bin=${1:-target/release/cgscope}
+bins=("${@:-target/release/cgscope}")
 count=${CGROUPS:-1000}
 with_procs=${WITH_PROCS:-50}
 scrape_every=${SCRAPE_EVERY:-15}
@@ -28,7 +31,9 @@ root=/sys/fs/cgroup
 prefix="cgscope-load-$$-$(date +%s)"
 
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
-[ -x "$bin" ] || { echo "no binary at $bin (cargo build --release)" >&2; exit 1; }
+for bin in "${bins[@]}"; do
+  [ -x "$bin" ] || { echo "no binary at $bin (cargo build --release)" >&2; exit 1; }
+done
 
 sleepers=()
 serve_pid=
@@ -68,7 +73,8 @@ for i in $(seq 0 $((with_procs - 1))); do
 done
 echo "$with_procs of them hold a process ($([ "$wake" = 1 ] && echo 'waking every 0.5 s' || echo sleeping))"
 
-measure_once() { # one fresh serve: appends its CPU %, RSS kB and steady RSS kB to the arrays
+measure_once() { # one fresh serve of binary $1: appends its CPU %, RSS kB and steady RSS kB to the lists of binary number $2
+  local bin=$1 which=$2
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   "$bin" serve --listen "127.0.0.1:$port" --interval "$interval" --history "$history" >"$workdir/serve.log" 2>&1 &
   serve_pid=$!
@@ -135,9 +141,9 @@ measure_once() { # one fresh serve: appends its CPU %, RSS kB and steady RSS kB 
   [ -z "$steady_kb" ] || awk -v k="$steady_kb" -v t="$steady_at" 'BEGIN { printf "RSS: %.1f MB = %.1f MiB (VmRSS at t=%d s)\n", k * 1024 / 1e6, k / 1024, t }'
   kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
   serve_pid=
-  cpu_pcts+=("$(awk -v u0="$u0" -v s0="$s0" -v u1="$u1" -v s1="$s1" -v t0="$t0" -v t1="$t1" -v hz="$clk_tck" 'BEGIN { printf "%.2f", 100 * ((u1 - u0) + (s1 - s0)) / hz / (t1 - t0) }')")
-  rss_kbs+=("$rss_kb")
-  steady_kbs+=("${steady_kb:-0}")
+  cpu_pcts[which]+=" $(awk -v u0="$u0" -v s0="$s0" -v u1="$u1" -v s1="$s1" -v t0="$t0" -v t1="$t1" -v hz="$clk_tck" 'BEGIN { printf "%.2f", 100 * ((u1 - u0) + (s1 - s0)) / hz / (t1 - t0) }')"
+  rss_kbs[which]+=" $rss_kb"
+  steady_kbs[which]+=" ${steady_kb:-0}"
 }
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -146,17 +152,30 @@ cpu_pcts=()
 rss_kbs=()
 steady_kbs=()
 for run in $(seq 1 "$runs"); do
-  echo "--- run $run of $runs"
-  measure_once
+  for which in "${!bins[@]}"; do
+    echo "--- run $run of $runs: ${bins[$which]}"
+    measure_once "${bins[$which]}" "$which"
+  done
 done
-cpu=$(median "${cpu_pcts[@]}")
-echo "--- median of $runs runs: CPU $cpu% of one core (runs: ${cpu_pcts[*]})"
-awk -v k="$(median "${rss_kbs[@]}")" 'BEGIN { printf "--- median RSS at t=70 s: %.1f MB = %.1f MiB\n", k * 1024 / 1e6, k / 1024 }'
-[ "$steady_at" -le 70 ] || awk -v k="$(median "${steady_kbs[@]}")" -v t="$steady_at" 'BEGIN { printf "--- median RSS at t=%d s: %.1f MB = %.1f MiB\n", t, k * 1024 / 1e6, k / 1024 }'
-if [ "$with_procs" -gt 0 ]; then
-  # Per sample: the interval in seconds is the number of samples per second.
-  awk -v c="$cpu" -v n="$with_procs" -v iv="$interval" 'BEGIN {
-    s = iv; if (s ~ /ms$/) { sub(/ms$/, "", s); s /= 1000 } else { sub(/s$/, "", s) }
-    printf "--- per sample: %.0f us of CPU for the whole sweep, %.1f us per cgroup that holds a process (%d of them)\n", c / 100 * s * 1e6, c / 100 * s * 1e6 / n, n
-  }'
+medians=()
+for which in "${!bins[@]}"; do
+  # shellcheck disable=SC2086 # one word per run
+  cpu=$(median ${cpu_pcts[$which]})
+  medians+=("$cpu")
+  echo "=== ${bins[$which]}"
+  echo "--- median of $runs runs: CPU $cpu% of one core (runs:${cpu_pcts[$which]})"
+  # shellcheck disable=SC2086
+  awk -v k="$(median ${rss_kbs[$which]})" 'BEGIN { printf "--- median RSS at t=70 s: %.1f MB = %.1f MiB\n", k * 1024 / 1e6, k / 1024 }'
+  # shellcheck disable=SC2086
+  [ "$steady_at" -le 70 ] || awk -v k="$(median ${steady_kbs[$which]})" -v t="$steady_at" 'BEGIN { printf "--- median RSS at t=%d s: %.1f MB = %.1f MiB\n", t, k * 1024 / 1e6, k / 1024 }'
+  if [ "$with_procs" -gt 0 ]; then
+    # Per sample: the interval in seconds is the number of samples per second.
+    awk -v c="$cpu" -v n="$with_procs" -v iv="$interval" 'BEGIN {
+      s = iv; if (s ~ /ms$/) { sub(/ms$/, "", s); s /= 1000 } else { sub(/s$/, "", s) }
+      printf "--- per sample: %.0f us of CPU for the whole sweep, %.1f us per cgroup that holds a process (%d of them)\n", c / 100 * s * 1e6, c / 100 * s * 1e6 / n, n
+    }'
+  fi
+done
+if [ "${#bins[@]}" -eq 2 ]; then
+  awk -v a="${medians[0]}" -v b="${medians[1]}" 'BEGIN { if (a > 0) printf "=== CPU of the second binary over the first: %.2fx (medians %s%% and %s%%)\n", b / a, a, b }'
 fi
