@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support::host::{free_port, ok, run, seed, splitmix};
+use crate::support::host::{free_port, ok, run, seed, splitmix, Cleanup};
 use crate::support::live::curl;
 use crate::support::manifests::{
     assert_checkov_clean, assert_kubernetes_valid, documents, has_python_yaml, manifest_text, repo,
@@ -310,24 +310,6 @@ fn build_static_binary() -> PathBuf {
     target_dir.join(TARGET).join("release/cgscope")
 }
 
-/// Containers and images this test made; removed even on panic.
-#[derive(Default)]
-struct Cleanup {
-    containers: Vec<String>,
-    images: Vec<String>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for c in &self.containers {
-            let _ = Command::new("docker").args(["rm", "-f", c]).output();
-        }
-        for i in &self.images {
-            let _ = Command::new("docker").args(["rmi", "-f", i]).output();
-        }
-    }
-}
-
 /// Test-time PKI: a CA, a server certificate for 127.0.0.1/localhost, a client certificate,
 /// and a client certificate from an unrelated CA. Nothing is ever committed.
 struct Pki {
@@ -590,7 +572,7 @@ fn logs(name: &str) -> String {
 
 /// Starts the plan and waits for its readiness probe (as the kubelet would, CA-verified here).
 fn start(plan: &RunPlan, name: &str, cleanup: &mut Cleanup, ca: &str) {
-    cleanup.containers.push(name.to_owned());
+    cleanup.docker.push(name.to_owned());
     let args: Vec<&str> = plan.args.iter().map(String::as_str).collect();
     run("docker", &args);
     let readiness = plan.probes.iter().find(|p| p.kind == "readiness").unwrap();
@@ -726,7 +708,7 @@ fn the_image_runs_as_the_daemonset_says_with_tls_tokens_and_client_certificates(
 
     // 3. A real workload to find.
     let workload = format!("cgscope-deploy-{tag}");
-    cleanup.containers.push(workload.clone());
+    cleanup.docker.push(workload.clone());
     run(
         "docker",
         &[

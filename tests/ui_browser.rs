@@ -13,14 +13,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support::host::IMAGE;
-use crate::support::host::{free_port, ok, run};
+use crate::support::host::{free_port, ok, run, wait_for_value, Cleanup};
+use crate::support::live::Daemon;
 use crate::support::{is_root, require};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "chromedriver";
@@ -28,20 +29,6 @@ const CHROMEDRIVER: &str = "chromedriver";
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 // ---- plumbing: processes, ports, HTTP --------------------------------------------------------
-
-fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 /// One HTTP/1.1 exchange with a loopback server: (status, body).
 fn http(
@@ -103,55 +90,6 @@ fn http(
         reader.read_to_end(&mut out)?;
     }
     Ok((status, String::from_utf8_lossy(&out).into_owned()))
-}
-
-/// A child process killed (and reaped) on drop; its output goes to `log`, shown on failure.
-struct Daemon {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn spawn(name: &'static str, cmd: &mut Command, dir: &Path) -> Daemon {
-        let log = dir.join(format!("{name}.log"));
-        let file = std::fs::File::create(&log).unwrap();
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Daemon { name, child, log }
-    }
-
-    fn assert_alive(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!(
-                "{} exited with {status}:\n{}",
-                self.name,
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Removes the test's Docker containers, even on panic.
-struct Containers(Vec<String>);
-
-impl Drop for Containers {
-    fn drop(&mut self) {
-        for name in &self.0 {
-            let _ = Command::new("docker").args(["rm", "-f", name]).output();
-        }
-    }
 }
 
 fn decode_base64(text: &str) -> Vec<u8> {
@@ -231,7 +169,7 @@ impl Browser {
 
     /// Polls `script` until it returns something other than null or false.
     fn wait_js(&self, what: &str, timeout: Duration, script: &str, args: Value) -> Value {
-        wait_for(what, timeout, || {
+        wait_for_value(what, timeout, || {
             let v = self.js(script, args.clone());
             (!v.is_null() && v != Value::Bool(false)).then_some(v)
         })
@@ -352,12 +290,12 @@ impl Chromium {
     fn start(dir: &Path) -> Chromium {
         let driver = format!("127.0.0.1:{}", free_port());
         let port = driver.rsplit(':').next().unwrap().to_owned();
-        let mut chromedriver = Daemon::spawn(
+        let mut chromedriver = Daemon::spawn_named(
             "chromedriver",
             Command::new(CHROMEDRIVER).arg(format!("--port={port}")),
             dir,
         );
-        wait_for("chromedriver to be ready", Duration::from_secs(30), || {
+        wait_for_value("chromedriver to be ready", Duration::from_secs(30), || {
             chromedriver.assert_alive();
             let (status, body) = http(&driver, "GET", "/status", None).ok()?;
             (status == 200 && body.contains("\"ready\":true")).then_some(())
@@ -448,7 +386,8 @@ fn ui_in_chromium_lists_filters_and_charts_live_containers() {
     );
     let busy = format!("cgscope-ui-busy-{tag}");
     let idle = format!("cgscope-ui-idle-{tag}");
-    let _containers = Containers(vec![busy.clone(), idle.clone()]);
+    let mut cleanup = Cleanup::default();
+    cleanup.docker = vec![busy.clone(), idle.clone()];
     let busy_id = run(
         "docker",
         &[
@@ -486,7 +425,7 @@ fn ui_in_chromium_lists_filters_and_charts_live_containers() {
     // cgscope serve on loopback, once the busy container is identified.
     let listen = format!("127.0.0.1:{}", free_port());
     let base = format!("http://{listen}");
-    let mut server = Daemon::spawn(
+    let mut server = Daemon::spawn_named(
         "cgscope",
         Command::new(env!("CARGO_BIN_EXE_cgscope")).args([
             "serve",
@@ -497,7 +436,7 @@ fn ui_in_chromium_lists_filters_and_charts_live_containers() {
         ]),
         scratch.path(),
     );
-    wait_for(
+    wait_for_value(
         "cgscope to list the busy container",
         Duration::from_secs(60),
         || {
@@ -836,7 +775,7 @@ fn ui_in_chromium_logs_in_with_a_token() {
     let fixture = crate::support::fixtures_dir().join("v1-docker-host");
     let listen = format!("127.0.0.1:{}", free_port());
     let base = format!("http://{listen}");
-    let mut server = Daemon::spawn(
+    let mut server = Daemon::spawn_named(
         "cgscope",
         Command::new(env!("CARGO_BIN_EXE_cgscope"))
             .arg("--cgroup-root")
@@ -854,7 +793,7 @@ fn ui_in_chromium_logs_in_with_a_token() {
             .arg(&tokens),
         scratch.path(),
     );
-    wait_for("cgscope /readyz", Duration::from_secs(30), || {
+    wait_for_value("cgscope /readyz", Duration::from_secs(30), || {
         server.assert_alive();
         let (status, _) = http(&listen, "GET", "/readyz", None).ok()?;
         (status == 200).then_some(())

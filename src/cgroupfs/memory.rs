@@ -5,19 +5,90 @@ use super::{fold_flat_keyed, format, Controller, Ctx};
 use crate::model::{MemoryEvents, MemoryStats};
 use std::path::Path;
 
+/// The `memory.stat` figures both versions report, by the field they fill.
+#[derive(Debug, Clone, Copy)]
+enum Stat {
+    Rss,
+    Cache,
+    MappedFile,
+    InactiveFile,
+    ActiveFile,
+    Swap,
+    Kernel,
+    Pgfault,
+    Pgmajfault,
+    PgfaultLocal,
+    PgmajfaultLocal,
+}
+
+/// v1's keys: the hierarchical `total_*` ones (descendants included, matching
+/// `usage_in_bytes`, which is always hierarchical), and the cgroup's own fault counts
+/// (cAdvisor's `scope="container"` failures).
+const V1_STAT_KEYS: &[(&[u8], Stat)] = &[
+    (b"total_rss", Stat::Rss),
+    (b"total_cache", Stat::Cache),
+    (b"total_mapped_file", Stat::MappedFile),
+    (b"total_inactive_file", Stat::InactiveFile),
+    (b"total_active_file", Stat::ActiveFile),
+    (b"total_swap", Stat::Swap),
+    (b"total_pgfault", Stat::Pgfault),
+    (b"total_pgmajfault", Stat::Pgmajfault),
+    (b"pgfault", Stat::PgfaultLocal),
+    (b"pgmajfault", Stat::PgmajfaultLocal),
+];
+
+/// v2's keys (always hierarchical; swap is read from `memory.swap.current`).
+const V2_STAT_KEYS: &[(&[u8], Stat)] = &[
+    (b"anon", Stat::Rss),
+    (b"file", Stat::Cache),
+    (b"file_mapped", Stat::MappedFile),
+    (b"inactive_file", Stat::InactiveFile),
+    (b"active_file", Stat::ActiveFile),
+    (b"kernel", Stat::Kernel),
+    (b"pgfault", Stat::Pgfault),
+    (b"pgmajfault", Stat::Pgmajfault),
+];
+
+/// The figures of one `memory.stat`, by [`Stat`] (the last variant gives the count).
 #[derive(Default)]
-struct StatKeys {
-    rss: Option<u64>,
-    cache: Option<u64>,
-    mapped_file: Option<u64>,
-    inactive_file: Option<u64>,
-    active_file: Option<u64>,
-    swap: Option<u64>,
-    kernel: Option<u64>,
-    pgfault: Option<u64>,
-    pgmajfault: Option<u64>,
-    pgfault_local: Option<u64>,
-    pgmajfault_local: Option<u64>,
+struct StatKeys([Option<u64>; Stat::PgmajfaultLocal as usize + 1]);
+
+impl StatKeys {
+    fn get(&self, stat: Stat) -> Option<u64> {
+        self.0[stat as usize]
+    }
+}
+
+/// `memory.stat` read through `keys`.
+fn read_stat(ctx: &mut Ctx<'_>, dir: &Path, keys: &[(&[u8], Stat)]) -> StatKeys {
+    ctx.with_partial(Controller::Memory, dir, "memory.stat", |b| {
+        fold_flat_keyed(b, |s: &mut StatKeys, k, v| {
+            if let Some((_, stat)) = keys.iter().find(|(key, _)| *key == k) {
+                s.0[*stat as usize] = Some(v);
+            }
+        })
+    })
+    .unwrap_or_default()
+}
+
+/// What both versions take from `usage` and `memory.stat` alike; each reader sets the rest.
+fn from_stat(usage: Option<u64>, stat: &StatKeys) -> MemoryStats {
+    MemoryStats {
+        usage_bytes: usage,
+        working_set_bytes: working_set(usage, stat.get(Stat::InactiveFile)),
+        rss_bytes: stat.get(Stat::Rss),
+        cache_bytes: stat.get(Stat::Cache),
+        mapped_file_bytes: stat.get(Stat::MappedFile),
+        inactive_file_bytes: stat.get(Stat::InactiveFile),
+        active_file_bytes: stat.get(Stat::ActiveFile),
+        swap_bytes: stat.get(Stat::Swap),
+        kernel_bytes: stat.get(Stat::Kernel),
+        pgfault: stat.get(Stat::Pgfault),
+        pgmajfault: stat.get(Stat::Pgmajfault),
+        pgfault_local: stat.get(Stat::PgfaultLocal),
+        pgmajfault_local: stat.get(Stat::PgmajfaultLocal),
+        ..MemoryStats::default()
+    }
 }
 
 /// Working set as cAdvisor and `docker stats` define it: usage minus inactive file cache,
@@ -95,23 +166,7 @@ pub(super) fn read_v1(ctx: &mut Ctx<'_>, dir: &Path) -> Option<MemoryStats> {
             |s| s.memory.as_ref().map(|x| x.reservation_bytes),
         )
         .flatten();
-    let stat = ctx.with_partial(Controller::Memory, dir, "memory.stat", |b| {
-        // The total_* keys include descendants, matching usage_in_bytes (always hierarchical).
-        fold_flat_keyed(b, |s: &mut StatKeys, k, v| match k {
-            b"total_rss" => s.rss = Some(v),
-            b"total_cache" => s.cache = Some(v),
-            b"total_mapped_file" => s.mapped_file = Some(v),
-            b"total_inactive_file" => s.inactive_file = Some(v),
-            b"total_active_file" => s.active_file = Some(v),
-            b"total_swap" => s.swap = Some(v),
-            b"total_pgfault" => s.pgfault = Some(v),
-            b"total_pgmajfault" => s.pgmajfault = Some(v),
-            // The cgroup's own tasks: cAdvisor's scope="container" failures.
-            b"pgfault" => s.pgfault_local = Some(v),
-            b"pgmajfault" => s.pgmajfault_local = Some(v),
-            _ => {}
-        })
-    });
+    let stat = read_stat(ctx, dir, V1_STAT_KEYS);
     #[derive(Default)]
     struct Oom {
         oom_kill: Option<u64>,
@@ -140,31 +195,17 @@ pub(super) fn read_v1(ctx: &mut Ctx<'_>, dir: &Path) -> Option<MemoryStats> {
     if ctx.found == before {
         return None;
     }
-    let stat = stat.unwrap_or_default();
     let oom = oom.unwrap_or_default();
     Some(MemoryStats {
-        usage_bytes: usage,
         limit_bytes: limit,
         max_usage_bytes: max_usage,
-        working_set_bytes: working_set(usage, stat.inactive_file),
-        rss_bytes: stat.rss,
-        cache_bytes: stat.cache,
-        mapped_file_bytes: stat.mapped_file,
-        inactive_file_bytes: stat.inactive_file,
-        active_file_bytes: stat.active_file,
-        swap_bytes: stat.swap,
-        swap_limit_bytes: None,
         memsw_limit_bytes: memsw_limit,
         kernel_bytes: kmem,
         failcnt,
-        pgfault: stat.pgfault,
-        pgmajfault: stat.pgmajfault,
-        pgfault_local: stat.pgfault_local,
-        pgmajfault_local: stat.pgmajfault_local,
         reservation_bytes: reservation,
-        events: None,
         oom_kills: oom.oom_kill,
         under_oom: oom.under_oom.map(|v| v != 0),
+        ..from_stat(usage, &stat)
     })
 }
 
@@ -223,19 +264,7 @@ pub(super) fn read_v2(ctx: &mut Ctx<'_>, dir: &Path) -> Option<MemoryStats> {
             |s| s.memory.as_ref().map(|x| x.swap_limit_bytes),
         )
         .flatten();
-    let stat = ctx.with_partial(Controller::Memory, dir, "memory.stat", |b| {
-        fold_flat_keyed(b, |s: &mut StatKeys, k, v| match k {
-            b"anon" => s.rss = Some(v),
-            b"file" => s.cache = Some(v),
-            b"file_mapped" => s.mapped_file = Some(v),
-            b"inactive_file" => s.inactive_file = Some(v),
-            b"active_file" => s.active_file = Some(v),
-            b"kernel" => s.kernel = Some(v),
-            b"pgfault" => s.pgfault = Some(v),
-            b"pgmajfault" => s.pgmajfault = Some(v),
-            _ => {}
-        })
-    });
+    let stat = read_stat(ctx, dir, V2_STAT_KEYS);
     // Memory events (OOM kills among them), at the full-read cadence.
     let events = ctx.fresh_or_carried(
         false,
@@ -256,37 +285,22 @@ pub(super) fn read_v2(ctx: &mut Ctx<'_>, dir: &Path) -> Option<MemoryStats> {
     if ctx.found == before {
         return None;
     }
-    let stat = stat.unwrap_or_default();
     // The root has no memory.current: runc (and so cAdvisor and the kubelet) count its usage as
     // memory.stat's anon + file, what v1's usage_in_bytes counts (rss + cache). Without it the
     // node would have no working set, and metrics-server drops a node without one.
     let usage = usage.or_else(|| {
-        let (anon, file) = stat.rss.zip(stat.cache)?;
+        let (anon, file) = stat.get(Stat::Rss).zip(stat.get(Stat::Cache))?;
         (ctx.cgroup.as_str() == "/").then_some(anon.saturating_add(file))
     });
     Some(MemoryStats {
-        usage_bytes: usage,
         limit_bytes: limit,
         max_usage_bytes: peak,
-        working_set_bytes: working_set(usage, stat.inactive_file),
-        rss_bytes: stat.rss,
-        cache_bytes: stat.cache,
-        mapped_file_bytes: stat.mapped_file,
-        inactive_file_bytes: stat.inactive_file,
-        active_file_bytes: stat.active_file,
         swap_bytes: swap,
         swap_limit_bytes: swap_limit,
-        memsw_limit_bytes: None,
-        kernel_bytes: stat.kernel,
-        failcnt: None,
-        pgfault: stat.pgfault,
-        pgmajfault: stat.pgmajfault,
-        pgfault_local: None,
-        pgmajfault_local: None,
         reservation_bytes: reservation,
         oom_kills: events.as_ref().and_then(|e| e.oom_kill),
         events,
-        under_oom: None,
+        ..from_stat(usage, &stat)
     })
 }
 

@@ -3,7 +3,9 @@
 //! and it reads nothing outside the cgroup root.
 
 mod cpu;
+mod dir_budget;
 mod discovery;
+mod errors;
 pub mod format;
 mod io;
 pub mod layout;
@@ -11,94 +13,20 @@ mod memory;
 mod pids;
 mod pressure;
 mod procs;
+mod read_context;
 pub mod walk;
 
-use crate::files::{Dir, FileReader};
+use crate::files::FileReader;
 use crate::model::{CgroupPath, CgroupStats, PressureStats, ProcessCounts};
+use dir_budget::{forget_dirs, DirSlot, OutOfFds, RESERVED_FDS};
 use discovery::Discovery;
-use format::ParseError;
+pub use errors::{Controller, Error, ReadErrors};
 pub use layout::Layout;
 pub use procs::{member_pids, parse_procs, Members, MembersError};
-use std::collections::{BTreeMap, HashMap, HashSet};
+pub(crate) use read_context::{fold_flat_keyed, Ctx};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
-
-/// Failures that stop the reader from starting. Per-file problems never surface here:
-/// they degrade one field and are counted in [`ReadErrors`].
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum Error {
-    // The OS error is the source, not part of this message: the binary prints the chain, and
-    // writing it here too printed it twice.
-    #[error("cannot read cgroup root {path} (mount the host's /sys/fs/cgroup there, read-only is enough, or pass --cgroup-root)")]
-    Unreadable {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("no cgroup hierarchy found under {path}: expected cgroup.controllers (v2) or v1 controller directories such as memory/ and cpu/; mount the host's /sys/fs/cgroup there or pass --cgroup-root")]
-    UnknownLayout { path: PathBuf },
-}
-
-/// The controllers errors are counted under (also the label of the error metric).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Controller {
-    Cpu,
-    Memory,
-    Pids,
-    Io,
-    Pressure,
-    Cgroup,
-}
-
-impl Controller {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Controller::Cpu => "cpu",
-            Controller::Memory => "memory",
-            Controller::Pids => "pids",
-            Controller::Io => "io",
-            Controller::Pressure => "pressure",
-            Controller::Cgroup => "cgroup",
-        }
-    }
-}
-
-/// Counts garbled or unreadable files per controller and warns once per (controller, file),
-/// so a kernel quirk costs one log line, not one per tick.
-#[derive(Debug, Default)]
-pub struct ReadErrors {
-    counts: BTreeMap<&'static str, u64>,
-    warned: HashSet<(Controller, &'static str)>,
-}
-
-impl ReadErrors {
-    fn record(
-        &mut self,
-        controller: Controller,
-        file: &'static str,
-        path: &Path,
-        why: &dyn std::fmt::Display,
-    ) {
-        *self.counts.entry(controller.as_str()).or_insert(0) += 1;
-        if self.warned.insert((controller, file)) {
-            tracing::warn!(
-                controller = controller.as_str(),
-                path = %path.display(),
-                error = %why,
-                "ignoring unreadable cgroup file; further {file} errors are counted, not logged"
-            );
-        }
-    }
-
-    /// Error counts per controller since the reader was opened.
-    pub fn counts(&self) -> BTreeMap<String, u64> {
-        self.counts
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), *v))
-            .collect()
-    }
-}
 
 /// What one cgroup read produced.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -157,30 +85,6 @@ struct Known {
     /// The sweep that last read this cgroup; older entries are dropped at the sweep's end.
     sweep: u64,
 }
-
-#[derive(Debug, Default)]
-enum DirSlot {
-    #[default]
-    Unknown,
-    Open(Dir),
-    /// Not present in this hierarchy at the given sweep (a cgroup may live in some v1 trees
-    /// only); looked up again next sweep.
-    Missing(u64),
-}
-
-/// Descriptors left for sockets, the runtime clients and other files whatever the cgroup
-/// count, unless [`CgroupFs::set_reserved_fds`] says otherwise.
-const RESERVED_FDS: u64 = 512;
-
-/// Whether an open failed for want of descriptors, the process's (`EMFILE`) or the system's
-/// (`ENFILE`).
-fn out_of_fds(err: &std::io::Error) -> bool {
-    matches!(err.raw_os_error(), Some(EMFILE | ENFILE))
-}
-
-// Linux errno values; std exposes no names for them and they are ABI-stable.
-const EMFILE: i32 = 24;
-const ENFILE: i32 = 23;
 
 impl CgroupFs {
     /// Detects the layout under `root` and prepares to read.
@@ -252,13 +156,6 @@ impl CgroupFs {
         self.per_cpu = per_cpu;
     }
 
-    /// Leaves `fds` descriptors free of kept directories (default 512): a server passes what
-    /// its connections may take plus the rest of its needs, so sockets never take the reader's
-    /// descriptors nor the reader theirs.
-    pub fn set_reserved_fds(&mut self, fds: u64) {
-        self.reserved_fds = fds;
-    }
-
     /// Starts a sweep; [`CgroupFs::end_sweep`] then forgets cgroups this sweep did not read.
     /// Reads the open-file limit again (it may be lowered from outside, `prlimit --pid`) and
     /// closes kept directories past the budget it leaves.
@@ -269,48 +166,6 @@ impl CgroupFs {
             self.fd_limit = limit;
             self.dirs_ceiling = None;
         }
-        self.set_dirs_allowed();
-    }
-
-    /// The directory budget under the last limit read and the ceiling.
-    fn set_dirs_allowed(&mut self) {
-        // A capture records whole paths, so a recording reader keeps no directory open.
-        let by_limit = if self.reader.is_recording() {
-            0
-        } else {
-            let soft = self.fd_limit.unwrap_or(u64::MAX);
-            usize::try_from(soft.saturating_sub(self.reserved_fds)).unwrap_or(usize::MAX)
-        };
-        self.dirs_allowed = by_limit.min(self.dirs_ceiling.unwrap_or(usize::MAX));
-        if self.dirs_open > self.dirs_allowed {
-            self.close_dirs_past(self.dirs_allowed);
-        }
-    }
-
-    /// Closes kept directories until at most `keep` are open; their cgroups are then read by
-    /// whole path until they reopen them within the budget.
-    fn close_dirs_past(&mut self, keep: usize) {
-        for known in self.known.values_mut() {
-            if self.dirs_open <= keep {
-                break;
-            }
-            self.dirs_open -= forget_dirs(&mut known.dirs);
-        }
-    }
-
-    /// After running out of descriptors: gives every kept directory back, and keeps at most
-    /// half as many from then on, until the limit changes.
-    fn give_back_dirs(&mut self) {
-        let ceiling = self.dirs_open / 2;
-        if self.dirs_open > 0 {
-            tracing::warn!(
-                kept_directories = self.dirs_open,
-                from_now_on = ceiling,
-                "out of file descriptors: closing the cgroup directories kept open"
-            );
-        }
-        self.close_dirs_past(0);
-        self.dirs_ceiling = Some(ceiling);
         self.set_dirs_allowed();
     }
 
@@ -453,31 +308,6 @@ impl CgroupFs {
     }
 }
 
-/// A read ran out of file descriptors.
-#[derive(Debug)]
-struct OutOfFds;
-
-impl Known {
-    fn open_dirs(&self) -> usize {
-        self.dirs
-            .iter()
-            .filter(|d| matches!(d, DirSlot::Open(_)))
-            .count()
-    }
-}
-
-/// Closes every directory of one cgroup; how many were open.
-fn forget_dirs(dirs: &mut [DirSlot]) -> usize {
-    let mut closed = 0;
-    for d in dirs {
-        if matches!(d, DirSlot::Open(_)) {
-            closed += 1;
-        }
-        *d = DirSlot::Unknown;
-    }
-    closed
-}
-
 /// Reads the files of one cgroup; `None` when none of them exists.
 fn read_files(ctx: &mut Ctx<'_>, layout: &Layout) -> Option<CgroupRead> {
     let unified = layout.unified.as_deref();
@@ -567,223 +397,6 @@ fn read_members(
         |s| s.processes.as_ref()?.threads,
     );
     (Some(ProcessCounts { processes, threads }), pids)
-}
-
-/// Per-read context shared by the controller readers.
-pub(crate) struct Ctx<'a> {
-    reader: &'a mut FileReader,
-    errors: &'a mut ReadErrors,
-    path: &'a mut PathBuf,
-    cgroup: &'a CgroupPath,
-    /// Files found so far in this read; 0 at the end means the cgroup is gone.
-    found: u32,
-    hierarchies: &'a [PathBuf],
-    /// This cgroup's directories, by position in `hierarchies`.
-    dirs: &'a mut [DirSlot],
-    /// Directories kept open by the whole reader, and how many may be.
-    dirs_open: &'a mut usize,
-    dirs_allowed: usize,
-    /// `Some(true)` once an open failed for want of descriptors (reads then stop opening
-    /// directories, and that failure is not counted: the read is made again); `None` on the
-    /// last attempt, where it is counted.
-    out_of_fds: Option<bool>,
-    sweep: u64,
-    /// Whether this read covers every file. A counters-only read (`false`) takes limits and
-    /// the figures of the full-read class from `last` instead.
-    full: bool,
-    /// The previous read of this cgroup, whose figures a counters-only read carries over.
-    last: Option<&'a CgroupStats>,
-    /// What the idle probe read, so the read that follows does not open it again.
-    probe: cpu::Probe,
-    /// Whether to open the cgroup's directories for this and later reads.
-    keep_dirs: bool,
-    /// Whether to read per-CPU usage.
-    per_cpu: bool,
-}
-
-/// Where a cgroup's files under one hierarchy are read from.
-enum Location {
-    /// Through the open directory at this index.
-    Open(usize),
-    /// Nowhere: the cgroup is not in this hierarchy (looked up this sweep).
-    Absent,
-    /// By whole path.
-    ByPath,
-}
-
-/// `<dir>/<cgroup>/<file>` into `path`, reusing its allocation; the cgroup as the filesystem
-/// names it, not as it is reported.
-fn set_path(path: &mut PathBuf, dir: &Path, cgroup: &CgroupPath, file: &str) {
-    path.as_mut_os_string().clear();
-    path.push(dir);
-    let rel = cgroup.fs_relative();
-    if !rel.is_empty() {
-        path.push(rel);
-    }
-    if !file.is_empty() {
-        path.push(file);
-    }
-}
-
-impl Ctx<'_> {
-    /// Where to read the cgroup's files under hierarchy `dir` from, opening its directory on
-    /// first use.
-    fn locate(&mut self, dir: &Path) -> Location {
-        // Bytes, not `Path`'s `==`, which splits both into components on every file read.
-        let Some(i) = self
-            .hierarchies
-            .iter()
-            .position(|h| h.as_os_str() == dir.as_os_str())
-        else {
-            return Location::ByPath;
-        };
-        match &self.dirs[i] {
-            DirSlot::Open(_) => return Location::Open(i),
-            // Looked up again on full reads only: a cgroup that later gains a directory in
-            // this hierarchy shows there within the full-read cadence.
-            DirSlot::Missing(sweep) if *sweep == self.sweep || !self.full => {
-                return Location::Absent
-            }
-            _ => {}
-        }
-        // A capture, the descriptor budget spent, or out of descriptors: whole paths.
-        if !self.keep_dirs || *self.dirs_open >= self.dirs_allowed || self.out_of_fds == Some(true)
-        {
-            return Location::ByPath;
-        }
-        set_path(self.path, dir, self.cgroup, "");
-        match Dir::open(self.path) {
-            Ok(Some(d)) => {
-                *self.dirs_open += 1;
-                self.dirs[i] = DirSlot::Open(d);
-                Location::Open(i)
-            }
-            Ok(None) => {
-                self.dirs[i] = DirSlot::Missing(self.sweep);
-                Location::Absent
-            }
-            Err(err) => {
-                if out_of_fds(&err) && self.out_of_fds.is_some() {
-                    self.out_of_fds = Some(true);
-                }
-                // Otherwise refused: read by whole path instead.
-                Location::ByPath
-            }
-        }
-    }
-
-    /// Reads `<dir>/<cgroup>/<file>` and parses it. Absent file: `None`. Unreadable or
-    /// garbled file: `None`, counted under `controller`, warned about once.
-    fn with<T>(
-        &mut self,
-        controller: Controller,
-        dir: &Path,
-        file: &'static str,
-        parse: impl FnOnce(&[u8]) -> Result<T, ParseError>,
-    ) -> Option<T> {
-        self.with_partial(controller, dir, file, |b| match parse(b) {
-            Ok(v) => (Some(v), None),
-            Err(e) => (None, Some(e)),
-        })
-    }
-
-    /// A figure of the full-read class: `read` when this read is full or `now` says the file
-    /// may have moved, otherwise `carried` from the previous read. Carrying and skipping are
-    /// decided here together, so no figure is skipped without being carried.
-    fn fresh_or_carried<T>(
-        &mut self,
-        now: bool,
-        read: impl FnOnce(&mut Self) -> Option<T>,
-        carried: impl FnOnce(&CgroupStats) -> Option<T>,
-    ) -> Option<T> {
-        if self.full || now {
-            read(self)
-        } else {
-            self.last.and_then(carried)
-        }
-    }
-
-    /// [`Ctx::fresh_or_carried`] for a file parsed whole by `parse`.
-    fn file_or_carried<T>(
-        &mut self,
-        now: bool,
-        controller: Controller,
-        dir: &Path,
-        file: &'static str,
-        parse: impl FnOnce(&[u8]) -> Result<T, ParseError>,
-        carried: impl FnOnce(&CgroupStats) -> Option<T>,
-    ) -> Option<T> {
-        self.fresh_or_carried(now, |ctx| ctx.with(controller, dir, file, parse), carried)
-    }
-
-    /// A value the idle probe already read, counted as a file found.
-    fn reuse<T>(&mut self, value: Option<T>) -> Option<T> {
-        if value.is_some() {
-            self.found += 1;
-        }
-        value
-    }
-
-    /// Like `with`, for keyed files where a bad line spoils only that line: the parser returns
-    /// what it could read plus the first error it met, which is counted.
-    fn with_partial<T>(
-        &mut self,
-        controller: Controller,
-        dir: &Path,
-        file: &'static str,
-        parse: impl FnOnce(&[u8]) -> (Option<T>, Option<ParseError>),
-    ) -> Option<T> {
-        let result = match self.locate(dir) {
-            Location::Open(i) => match &self.dirs[i] {
-                DirSlot::Open(d) => self.reader.read_in(d, file),
-                _ => Ok(None),
-            },
-            Location::Absent => return None,
-            Location::ByPath => {
-                set_path(self.path, dir, self.cgroup, file);
-                self.reader.read(self.path)
-            }
-        };
-        match result {
-            Ok(None) => None,
-            Ok(Some(bytes)) => {
-                self.found += 1;
-                let (value, err) = parse(bytes);
-                if let Some(err) = err {
-                    set_path(self.path, dir, self.cgroup, file);
-                    self.errors.record(controller, file, self.path, &err);
-                }
-                value
-            }
-            Err(err) if out_of_fds(&err) && self.out_of_fds.is_some() => {
-                self.out_of_fds = Some(true);
-                None
-            }
-            Err(err) => {
-                set_path(self.path, dir, self.cgroup, file);
-                self.errors.record(controller, file, self.path, &err);
-                None
-            }
-        }
-    }
-}
-
-/// Folds a flat-keyed file into `T` through `apply(key, value)`, remembering the first bad line.
-pub(crate) fn fold_flat_keyed<T: Default>(
-    bytes: &[u8],
-    mut apply: impl FnMut(&mut T, &[u8], u64),
-) -> (Option<T>, Option<ParseError>) {
-    let mut out = T::default();
-    let mut first_err = None;
-    for item in format::flat_keyed(bytes) {
-        match item {
-            Ok((k, v)) => apply(&mut out, k, v),
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
-        }
-    }
-    (Some(out), first_err)
 }
 
 #[cfg(test)]

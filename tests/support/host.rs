@@ -99,8 +99,17 @@ pub fn free_port() -> u16 {
 
 /// Polls `cond` every 100 ms; panics naming `what` once `timeout` has passed.
 pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    wait_for_value(what, timeout, || cond().then_some(()));
+}
+
+/// Polls `probe` every 100 ms until it gives a value; panics naming `what` once `timeout`
+/// has passed.
+pub fn wait_for_value<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
-    while !cond() {
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
         assert!(
             start.elapsed() < timeout,
             "timed out after {timeout:?} waiting for {what}"
@@ -114,6 +123,8 @@ pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
 #[derive(Default)]
 pub struct Cleanup {
     pub docker: Vec<String>,
+    /// Docker images, removed after the containers.
+    pub images: Vec<String>,
     pub containerd: Vec<String>,
     /// Cgroup paths (relative to each hierarchy) to rmdir, deepest first.
     pub cgroups: Vec<String>,
@@ -123,6 +134,9 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         for name in &self.docker {
             let _ = Command::new("docker").args(["rm", "-f", name]).output();
+        }
+        for image in &self.images {
+            let _ = Command::new("docker").args(["rmi", "-f", image]).output();
         }
         for id in &self.containerd {
             let _ = Command::new("ctr")

@@ -54,25 +54,35 @@ pub fn curl(url: &str, extra: &[&str]) -> (u16, String, i32) {
 
 /// A child process killed (and reaped) on drop; its output goes to `log`, shown on failure.
 pub struct Daemon {
+    name: &'static str,
     child: Child,
     log: PathBuf,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Daemon {
+    /// Its log in `dir`, which it keeps until it is dropped.
     pub fn spawn(cmd: &mut Command, dir: tempfile::TempDir) -> Daemon {
-        let log = dir.path().join("output.log");
+        let mut daemon = Daemon::spawn_named("process", cmd, dir.path());
+        daemon._dir = Some(dir);
+        daemon
+    }
+
+    /// `name`'s log in `dir/<name>.log`.
+    pub fn spawn_named(name: &'static str, cmd: &mut Command, dir: &Path) -> Daemon {
+        let log = dir.join(format!("{name}.log"));
         let file = std::fs::File::create(&log).unwrap();
         let child = cmd
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file)
             .spawn()
-            .unwrap();
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         Daemon {
+            name,
             child,
             log,
-            _dir: dir,
+            _dir: None,
         }
     }
 
@@ -83,7 +93,8 @@ impl Daemon {
     pub fn assert_alive(&mut self) {
         if let Some(status) = self.child.try_wait().unwrap() {
             panic!(
-                "process exited with {status}:\n{}",
+                "{} exited with {status}:\n{}",
+                self.name,
                 std::fs::read_to_string(&self.log).unwrap_or_default()
             );
         }

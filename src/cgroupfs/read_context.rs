@@ -1,0 +1,228 @@
+//! The context of one cgroup read shared by the controller readers: where each file is read
+//! from (a kept directory or the whole path), what a counters-only read carries over from the
+//! previous read, and how a garbled file degrades its field and is counted.
+
+use super::cpu;
+use super::dir_budget::{out_of_fds, DirSlot};
+use super::format::{self, ParseError};
+use super::{Controller, ReadErrors};
+use crate::files::{Dir, FileReader};
+use crate::model::{CgroupPath, CgroupStats};
+use std::path::{Path, PathBuf};
+
+/// Per-read context shared by the controller readers.
+pub(crate) struct Ctx<'a> {
+    pub(super) reader: &'a mut FileReader,
+    pub(super) errors: &'a mut ReadErrors,
+    pub(super) path: &'a mut PathBuf,
+    pub(super) cgroup: &'a CgroupPath,
+    /// Files found so far in this read; 0 at the end means the cgroup is gone.
+    pub(super) found: u32,
+    pub(super) hierarchies: &'a [PathBuf],
+    /// This cgroup's directories, by position in `hierarchies`.
+    pub(super) dirs: &'a mut [DirSlot],
+    /// Directories kept open by the whole reader, and how many may be.
+    pub(super) dirs_open: &'a mut usize,
+    pub(super) dirs_allowed: usize,
+    /// `Some(true)` once an open failed for want of descriptors (reads then stop opening
+    /// directories, and that failure is not counted: the read is made again); `None` on the
+    /// last attempt, where it is counted.
+    pub(super) out_of_fds: Option<bool>,
+    pub(super) sweep: u64,
+    /// Whether this read covers every file. A counters-only read (`false`) takes limits and
+    /// the figures of the full-read class from `last` instead.
+    pub(super) full: bool,
+    /// The previous read of this cgroup, whose figures a counters-only read carries over.
+    pub(super) last: Option<&'a CgroupStats>,
+    /// What the idle probe read, so the read that follows does not open it again.
+    pub(super) probe: cpu::Probe,
+    /// Whether to open the cgroup's directories for this and later reads.
+    pub(super) keep_dirs: bool,
+    /// Whether to read per-CPU usage.
+    pub(super) per_cpu: bool,
+}
+
+/// Where a cgroup's files under one hierarchy are read from.
+pub(super) enum Location {
+    /// Through the open directory at this index.
+    Open(usize),
+    /// Nowhere: the cgroup is not in this hierarchy (looked up this sweep).
+    Absent,
+    /// By whole path.
+    ByPath,
+}
+
+/// `<dir>/<cgroup>/<file>` into `path`, reusing its allocation; the cgroup as the filesystem
+/// names it, not as it is reported.
+fn set_path(path: &mut PathBuf, dir: &Path, cgroup: &CgroupPath, file: &str) {
+    path.as_mut_os_string().clear();
+    path.push(dir);
+    let rel = cgroup.fs_relative();
+    if !rel.is_empty() {
+        path.push(rel);
+    }
+    if !file.is_empty() {
+        path.push(file);
+    }
+}
+
+impl Ctx<'_> {
+    /// Where to read the cgroup's files under hierarchy `dir` from, opening its directory on
+    /// first use.
+    pub(super) fn locate(&mut self, dir: &Path) -> Location {
+        // Bytes, not `Path`'s `==`, which splits both into components on every file read.
+        let Some(i) = self
+            .hierarchies
+            .iter()
+            .position(|h| h.as_os_str() == dir.as_os_str())
+        else {
+            return Location::ByPath;
+        };
+        match &self.dirs[i] {
+            DirSlot::Open(_) => return Location::Open(i),
+            // Looked up again on full reads only: a cgroup that later gains a directory in
+            // this hierarchy shows there within the full-read cadence.
+            DirSlot::Missing(sweep) if *sweep == self.sweep || !self.full => {
+                return Location::Absent
+            }
+            _ => {}
+        }
+        // A capture, the descriptor budget spent, or out of descriptors: whole paths.
+        if !self.keep_dirs || *self.dirs_open >= self.dirs_allowed || self.out_of_fds == Some(true)
+        {
+            return Location::ByPath;
+        }
+        set_path(self.path, dir, self.cgroup, "");
+        match Dir::open(self.path) {
+            Ok(Some(d)) => {
+                *self.dirs_open += 1;
+                self.dirs[i] = DirSlot::Open(d);
+                Location::Open(i)
+            }
+            Ok(None) => {
+                self.dirs[i] = DirSlot::Missing(self.sweep);
+                Location::Absent
+            }
+            Err(err) => {
+                if out_of_fds(&err) && self.out_of_fds.is_some() {
+                    self.out_of_fds = Some(true);
+                }
+                // Otherwise refused: read by whole path instead.
+                Location::ByPath
+            }
+        }
+    }
+
+    /// Reads `<dir>/<cgroup>/<file>` and parses it. Absent file: `None`. Unreadable or
+    /// garbled file: `None`, counted under `controller`, warned about once.
+    pub(super) fn with<T>(
+        &mut self,
+        controller: Controller,
+        dir: &Path,
+        file: &'static str,
+        parse: impl FnOnce(&[u8]) -> Result<T, ParseError>,
+    ) -> Option<T> {
+        self.with_partial(controller, dir, file, |b| match parse(b) {
+            Ok(v) => (Some(v), None),
+            Err(e) => (None, Some(e)),
+        })
+    }
+
+    /// A figure of the full-read class: `read` when this read is full or `now` says the file
+    /// may have moved, otherwise `carried` from the previous read. Carrying and skipping are
+    /// decided here together, so no figure is skipped without being carried.
+    pub(super) fn fresh_or_carried<T>(
+        &mut self,
+        now: bool,
+        read: impl FnOnce(&mut Self) -> Option<T>,
+        carried: impl FnOnce(&CgroupStats) -> Option<T>,
+    ) -> Option<T> {
+        if self.full || now {
+            read(self)
+        } else {
+            self.last.and_then(carried)
+        }
+    }
+
+    /// [`Ctx::fresh_or_carried`] for a file parsed whole by `parse`.
+    pub(super) fn file_or_carried<T>(
+        &mut self,
+        now: bool,
+        controller: Controller,
+        dir: &Path,
+        file: &'static str,
+        parse: impl FnOnce(&[u8]) -> Result<T, ParseError>,
+        carried: impl FnOnce(&CgroupStats) -> Option<T>,
+    ) -> Option<T> {
+        self.fresh_or_carried(now, |ctx| ctx.with(controller, dir, file, parse), carried)
+    }
+
+    /// A value the idle probe already read, counted as a file found.
+    pub(super) fn reuse<T>(&mut self, value: Option<T>) -> Option<T> {
+        if value.is_some() {
+            self.found += 1;
+        }
+        value
+    }
+
+    /// Like `with`, for keyed files where a bad line spoils only that line: the parser returns
+    /// what it could read plus the first error it met, which is counted.
+    pub(super) fn with_partial<T>(
+        &mut self,
+        controller: Controller,
+        dir: &Path,
+        file: &'static str,
+        parse: impl FnOnce(&[u8]) -> (Option<T>, Option<ParseError>),
+    ) -> Option<T> {
+        let result = match self.locate(dir) {
+            Location::Open(i) => match &self.dirs[i] {
+                DirSlot::Open(d) => self.reader.read_in(d, file),
+                _ => Ok(None),
+            },
+            Location::Absent => return None,
+            Location::ByPath => {
+                set_path(self.path, dir, self.cgroup, file);
+                self.reader.read(self.path)
+            }
+        };
+        match result {
+            Ok(None) => None,
+            Ok(Some(bytes)) => {
+                self.found += 1;
+                let (value, err) = parse(bytes);
+                if let Some(err) = err {
+                    set_path(self.path, dir, self.cgroup, file);
+                    self.errors.record(controller, file, self.path, &err);
+                }
+                value
+            }
+            Err(err) if out_of_fds(&err) && self.out_of_fds.is_some() => {
+                self.out_of_fds = Some(true);
+                None
+            }
+            Err(err) => {
+                set_path(self.path, dir, self.cgroup, file);
+                self.errors.record(controller, file, self.path, &err);
+                None
+            }
+        }
+    }
+}
+
+/// Folds a flat-keyed file into `T` through `apply(key, value)`, remembering the first bad line.
+pub(crate) fn fold_flat_keyed<T: Default>(
+    bytes: &[u8],
+    mut apply: impl FnMut(&mut T, &[u8], u64),
+) -> (Option<T>, Option<ParseError>) {
+    let mut out = T::default();
+    let mut first_err = None;
+    for item in format::flat_keyed(bytes) {
+        match item {
+            Ok((k, v)) => apply(&mut out, k, v),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    (Some(out), first_err)
+}
