@@ -583,7 +583,6 @@ fn stalled_client(port: u16, n: usize) -> std::net::TcpStream {
 /// timeout closes them (before: held for good), after which new clients are served again.
 #[test]
 fn clients_that_never_read_are_capped_and_timed_out() {
-    use std::io::Read as _;
     let dir = fixture_copy("v1-docker-host");
     let port = crate::support::host::free_port();
     let _server = serve(
@@ -611,21 +610,7 @@ fn clients_that_never_read_are_capped_and_timed_out() {
         Duration::from_secs(60),
         || status(port, "/readyz") == Some(200),
     );
-    for mut s in stalled {
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut got = 0usize;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            match s.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(k) => got += k,
-            }
-        }
-        assert!(
-            got < n * body.len() / 2,
-            "the server closed the connection long before its {n} answers: {got} bytes"
-        );
-    }
+    assert_closed_early(stalled, n, body.len());
 }
 
 /// Stalled clients spread over several ticks, under a write timeout far longer than the test:
@@ -634,41 +619,14 @@ fn clients_that_never_read_are_capped_and_timed_out() {
 /// still holds an earlier one (before: all of them held their bodies until the write timeout).
 #[test]
 fn stalled_clients_holding_earlier_ticks_are_cut_by_the_budget() {
-    use std::io::Read as _;
     let dir = many_cgroups(300);
-    let port = crate::support::host::free_port();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cgscope"));
-    cmd.env("CGSCOPE_STALE_BODY_BUDGET", "0");
-    let server = serve_under(
-        cmd,
-        dir.path(),
-        &format!("127.0.0.1:{port}"),
-        &["--write-timeout", "120s"],
-    );
-    use crate::support::host::wait_for as wait;
-    wait("first sample", Duration::from_secs(30), || {
-        status(port, "/readyz") == Some(200)
-    });
+    let (server, port) = serve_with_budget(dir.path(), "0");
     let (_, body) = http_get(port, "/metrics", &[]).unwrap();
     let pid = server.0.id();
     let idle = open_sockets(pid);
     let n = (256 << 20) / body.len().max(1);
     let stalled = stall_and_wait_for_the_budget(port, pid, n, idle);
-    for mut s in stalled {
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut got = 0usize;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            match s.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(k) => got += k,
-            }
-        }
-        assert!(
-            got < n * body.len() / 2,
-            "the server closed the connection long before its {n} answers: {got} bytes"
-        );
-    }
+    assert_closed_early(stalled, n, body.len());
 }
 
 /// A client that keeps reading, slowly, through bodies of earlier ticks is not what the budget
@@ -688,19 +646,7 @@ fn a_client_still_reading_keeps_its_answers_while_stalled_ones_are_cut() {
         });
         http_get(port, "/metrics", &[]).unwrap().1.len()
     };
-    let port = crate::support::host::free_port();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cgscope"));
-    cmd.env("CGSCOPE_STALE_BODY_BUDGET", format!("{}B", len * 3 / 2));
-    let server = serve_under(
-        cmd,
-        dir.path(),
-        &format!("127.0.0.1:{port}"),
-        &["--write-timeout", "120s"],
-    );
-    use crate::support::host::wait_for as wait;
-    wait("first sample", Duration::from_secs(30), || {
-        status(port, "/readyz") == Some(200)
-    });
+    let (server, port) = serve_with_budget(dir.path(), &format!("{}B", len * 3 / 2));
     let pid = server.0.id();
     let idle = open_sockets(pid);
     // The reader pipelines 8 scrapes and reads them at about 3 MB/s: every 200 ms tick
@@ -733,6 +679,46 @@ fn a_client_still_reading_keeps_its_answers_while_stalled_ones_are_cut() {
         "the reader got every answer in full"
     );
     drop(stalled);
+}
+
+/// `cgscope serve` over `dir` with a stale-body budget of `budget` (through the environment,
+/// which a server without the flag ignores) and a write timeout far longer than any test,
+/// once its first sample is in; and its port.
+fn serve_with_budget(dir: &Path, budget: &str) -> (Killed, u16) {
+    let port = crate::support::host::free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cgscope"));
+    cmd.env("CGSCOPE_STALE_BODY_BUDGET", budget);
+    let server = serve_under(
+        cmd,
+        dir,
+        &format!("127.0.0.1:{port}"),
+        &["--write-timeout", "120s"],
+    );
+    crate::support::host::wait_for("first sample", Duration::from_secs(30), || {
+        status(port, "/readyz") == Some(200)
+    });
+    (server, port)
+}
+
+/// Each of `stalled`, which pipelined `n` scrapes of `len` bytes, was closed by the server long
+/// before its answers were all sent.
+fn assert_closed_early(stalled: Vec<std::net::TcpStream>, n: usize, len: usize) {
+    use std::io::Read as _;
+    for mut s in stalled {
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => got += k,
+            }
+        }
+        assert!(
+            got < n * len / 2,
+            "the server closed the connection long before its {n} answers: {got} bytes"
+        );
+    }
 }
 
 /// Six clients, 300 ms apart, each pipelining `n` scrapes and reading nothing (at 200 ms ticks,

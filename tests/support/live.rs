@@ -61,16 +61,19 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Its log in `dir`, which it keeps until it is dropped.
+    /// Its log in `dir/output.log`; it keeps `dir` until it is dropped.
     pub fn spawn(cmd: &mut Command, dir: tempfile::TempDir) -> Daemon {
-        let mut daemon = Daemon::spawn_named("process", cmd, dir.path());
+        let mut daemon = Daemon::spawn_logged("process", cmd, dir.path().join("output.log"));
         daemon._dir = Some(dir);
         daemon
     }
 
     /// `name`'s log in `dir/<name>.log`.
     pub fn spawn_named(name: &'static str, cmd: &mut Command, dir: &Path) -> Daemon {
-        let log = dir.join(format!("{name}.log"));
+        Daemon::spawn_logged(name, cmd, dir.join(format!("{name}.log")))
+    }
+
+    fn spawn_logged(name: &'static str, cmd: &mut Command, log: PathBuf) -> Daemon {
         let file = std::fs::File::create(&log).unwrap();
         let child = cmd
             .stdin(Stdio::null())
