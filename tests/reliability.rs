@@ -585,7 +585,7 @@ fn stalled_client(port: u16, n: usize) -> std::net::TcpStream {
 fn clients_that_never_read_are_capped_and_timed_out() {
     let dir = fixture_copy("v1-docker-host");
     let port = crate::support::host::free_port();
-    let _server = serve(
+    let server = serve(
         dir.path(),
         port,
         &["--max-connections", "4", "--write-timeout", "2s"],
@@ -595,6 +595,8 @@ fn clients_that_never_read_are_capped_and_timed_out() {
         status(port, "/readyz") == Some(200)
     });
     let (_, body) = http_get(port, "/metrics", &[]).unwrap();
+    let pid = server.0.id();
+    let idle = open_sockets(pid);
     // Far more than the socket buffers of a loopback connection hold: 64 MB sometimes fit
     // (receive buffers autotune up to `tcp_rmem`'s 32 MB here, and hold more payload than
     // that on loopback), so the server wrote everything and never stalled.
@@ -605,10 +607,17 @@ fn clients_that_never_read_are_capped_and_timed_out() {
         Duration::from_secs(30),
         || status(port, "/readyz").is_none(),
     );
+    // Every one of them, not only the first: one still open when its reading starts below
+    // would make progress and be sent everything.
     wait(
         "the write timeout to close the stalled connections",
         Duration::from_secs(60),
-        || status(port, "/readyz") == Some(200),
+        || open_sockets(pid) <= idle,
+    );
+    assert_eq!(
+        status(port, "/readyz"),
+        Some(200),
+        "new clients are served again"
     );
     assert_closed_early(stalled, n, body.len());
 }
