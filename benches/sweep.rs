@@ -271,9 +271,10 @@ impl BusyLab {
     }
 
     /// Makes every `cat` run once, so each cgroup's CPU usage moves before the next sweep.
-    fn wake(&mut self) {
-        for child in &mut self.children {
-            child.stdin.as_mut().unwrap().write_all(b"x\n").unwrap();
+    fn wake(&self) {
+        for child in &self.children {
+            let mut stdin: &std::process::ChildStdin = child.stdin.as_ref().unwrap();
+            stdin.write_all(b"x\n").unwrap();
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -285,18 +286,52 @@ impl BusyLab {
         for dirs in &self.dirs {
             for (tree, file) in files {
                 let t = V1_TREES.iter().position(|x| x == tree).unwrap();
-                let Ok(fd) = rustix::fs::openat(
+                let fd = match rustix::fs::openat(
                     &dirs[t],
                     *file,
                     rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
                     rustix::fs::Mode::empty(),
-                ) else {
-                    continue; // memory.memsw.* without swap accounting
+                ) {
+                    Ok(fd) => fd,
+                    // memory.memsw.* without swap accounting
+                    Err(rustix::io::Errno::NOENT) => continue,
+                    Err(e) => panic!("{tree}/{file}: {e}"),
                 };
                 total += std::fs::File::from(fd).read(buf).unwrap();
             }
         }
         total
+    }
+}
+
+impl BusyLab {
+    /// Opens `files` of every cgroup once, for [`BusyLab::floor_held`].
+    fn open_all(&self, files: &[(&str, &str)]) -> Vec<OwnedFd> {
+        let mut held = Vec::new();
+        for dirs in &self.dirs {
+            for (tree, file) in files {
+                let t = V1_TREES.iter().position(|x| x == tree).unwrap();
+                match rustix::fs::openat(
+                    &dirs[t],
+                    *file,
+                    rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                ) {
+                    Ok(fd) => held.push(fd),
+                    Err(rustix::io::Errno::NOENT) => {}
+                    Err(e) => panic!("{tree}/{file}: {e}"),
+                }
+            }
+        }
+        held
+    }
+
+    /// Reads each already open file again from offset 0 (`pread`): the floor of a reader
+    /// that keeps its files open between samples.
+    fn floor_held(held: &[OwnedFd], buf: &mut [u8]) -> usize {
+        held.iter()
+            .map(|fd| rustix::io::pread(fd, &mut *buf, 0).unwrap())
+            .sum()
     }
 }
 
@@ -374,9 +409,10 @@ impl ValueFormatter for CpuNs {
 /// A busy sampler's sweep (every cgroup's tasks ran since the last one; `serve`'s defaults:
 /// a full read every 10th sample, staggered, and no per-CPU usage) over 1,000 real v1
 /// cgroups, beside a bare loop over every file the exposition needs and one over the files a
-/// busy read opens. Prints the floor per file kind first, in CPU time, kernel included.
+/// busy read opens, with and without keeping them open. Prints the floor per file kind first,
+/// in CPU time, kernel included.
 fn bench_busy_real_v1(c: &mut Criterion<ThreadCpu>) {
-    let Some(mut lab) = BusyLab::new() else {
+    let Some(lab) = BusyLab::new() else {
         return;
     };
     let mut buf = vec![0u8; 64 * 1024];
@@ -389,9 +425,14 @@ fn bench_busy_real_v1(c: &mut Criterion<ThreadCpu>) {
         let per_file_us = (thread_cpu_ns() - start) as f64 / 3.0 / CGROUPS as f64 / 1000.0;
         eprintln!("  {tree}/{file}: {per_file_us:.1} us");
     }
-    let mut fs = CgroupFs::open(Path::new(V1_ROOT)).unwrap();
-    fs.set_full_read_every(10);
-    fs.set_per_cpu(false);
+    // `serve`'s reader, and the same without files kept open.
+    let serve_reader = |kept_files| {
+        let mut fs = CgroupFs::open(Path::new(V1_ROOT)).unwrap();
+        fs.set_full_read_every(10);
+        fs.set_per_cpu(false);
+        fs.set_kept_files(kept_files);
+        fs
+    };
     let paths = lab.paths();
     let sweep = |fs: &mut CgroupFs| {
         fs.begin_sweep();
@@ -399,22 +440,51 @@ fn bench_busy_real_v1(c: &mut Criterion<ThreadCpu>) {
         fs.end_sweep();
         n
     };
-    // The first read is by whole path, the second opens the kept directories.
-    assert_eq!(sweep(&mut fs), CGROUPS);
-    assert_eq!(sweep(&mut fs), CGROUPS);
     let mut group = c.benchmark_group("busy_sweep_v1_real_1000_cgroups");
     group.throughput(Throughput::Elements(CGROUPS as u64));
     group.sample_size(10);
-    group.bench_function("cgscope_busy_sweep", |b| {
-        b.iter_batched(|| lab.wake(), |()| sweep(&mut fs), BatchSize::PerIteration)
-    });
+    // One reader at a time: each keeps thousands of descriptors, and the floors need theirs.
+    for (name, kept_files) in [
+        ("cgscope_busy_sweep", 8192),
+        ("cgscope_busy_sweep_no_kept_files", 0),
+    ] {
+        let mut fs = serve_reader(kept_files);
+        // The first read is by whole path, the second opens the kept directories.
+        assert_eq!(sweep(&mut fs), CGROUPS);
+        assert_eq!(sweep(&mut fs), CGROUPS);
+        group.bench_function(name, |b| {
+            b.iter_batched(|| lab.wake(), |()| sweep(&mut fs), BatchSize::PerIteration)
+        });
+    }
+    // The floors read woken cgroups too: a cgroup that ran has fresh statistics to gather.
     group.bench_function("floor_every_exposition_file", |b| {
-        b.iter(|| lab.floor(&V1_EXPOSITION_FILES, &mut buf))
+        b.iter_batched(
+            || lab.wake(),
+            |()| lab.floor(&V1_EXPOSITION_FILES, &mut buf),
+            BatchSize::PerIteration,
+        )
     });
     group.bench_function("floor_busy_read_files", |b| {
-        b.iter(|| lab.floor(&V1_BUSY_FILES, &mut buf))
+        b.iter_batched(
+            || lab.wake(),
+            |()| lab.floor(&V1_BUSY_FILES, &mut buf),
+            BatchSize::PerIteration,
+        )
+    });
+    // v1 pid lists cannot be kept open (a kept one serves its first list): opened each time.
+    let (pid_lists, keepable): (Vec<_>, Vec<_>) = V1_BUSY_FILES
+        .iter()
+        .partition(|(_, f)| *f == "cgroup.procs");
+    let held = lab.open_all(&keepable);
+    group.bench_function("floor_busy_read_files_kept_open", |b| {
+        b.iter_batched(
+            || lab.wake(),
+            |()| BusyLab::floor_held(&held, &mut buf) + lab.floor(&pid_lists, &mut buf),
+            BatchSize::PerIteration,
+        )
     });
     group.finish();
+    drop(held);
     drop(lab);
 }
 

@@ -5,7 +5,7 @@
 use rustix::fs::{FileType, Mode, OFlags};
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// Reads whole files into a buffer that is reused across reads, so a steady-state sweep
@@ -123,7 +123,7 @@ impl FileReader {
                 return if is_absent(&err) { Ok(None) } else { Err(err) };
             }
         };
-        let Some(len) = self.read_to_end(file)? else {
+        let Some(len) = self.read_to_end(&file, |buf, _| (&file).read(buf))? else {
             return Ok(None);
         };
         let content = &self.buf[..len];
@@ -137,20 +137,53 @@ impl FileReader {
     /// path component instead of the whole path, which on cgroupfs is most of an open's cost.
     /// Not recorded: a capturing caller reads by whole path.
     pub fn read_in(&mut self, dir: &Dir, name: &str) -> io::Result<Option<&[u8]>> {
-        let file = match rustix::fs::openat(&dir.fd, name, OPEN_FLAGS, Mode::empty()) {
-            Ok(fd) => File::from(fd),
-            Err(errno) => {
-                let err = io::Error::from(errno);
-                return if is_absent(&err) { Ok(None) } else { Err(err) };
-            }
+        let Some(file) = Self::open_in(dir, name)? else {
+            return Ok(None);
         };
-        Ok(self.read_to_end(file)?.map(|len| &self.buf[..len]))
+        let file = File::from(file);
+        Ok(self
+            .read_to_end(&file, |buf, _| (&file).read(buf))?
+            .map(|len| &self.buf[..len]))
     }
 
-    /// Reads into the buffer; the length read, or `None` when the file vanished meanwhile.
-    /// A file longer than [`MAX_FILE_BYTES`] is an error, and so is anything but a regular
-    /// file that reads as empty, long, or not at all ([`refuse_unless_regular`]).
-    fn read_to_end(&mut self, mut file: File) -> io::Result<Option<usize>> {
+    /// Opens `name` inside an open directory for [`FileReader::read_kept`]; `Ok(None)` when it
+    /// does not exist.
+    pub fn open_in(dir: &Dir, name: &str) -> io::Result<Option<OwnedFd>> {
+        match rustix::fs::openat(&dir.fd, name, OPEN_FLAGS, Mode::empty()) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(errno) => {
+                let err = io::Error::from(errno);
+                if is_absent(&err) {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    /// Reads a file kept open from its start (`pread` at offset 0), like
+    /// [`FileReader::read`]: a kernel seq_file prints itself afresh for a read at offset 0,
+    /// so a kept file costs a read and no lookup, open or close. `Ok(None)` when its cgroup
+    /// or process is gone. Not recorded: a capturing caller keeps no file open.
+    pub fn read_kept(&mut self, fd: &OwnedFd) -> io::Result<Option<&[u8]>> {
+        let fd = fd.as_fd();
+        Ok(self
+            .read_to_end(&fd, |buf, offset| {
+                rustix::io::pread(fd, buf, offset as u64).map_err(io::Error::from)
+            })?
+            .map(|len| &self.buf[..len]))
+    }
+
+    /// Reads into the buffer through `read_at(buf, offset)`; the length read, or `None` when
+    /// the file vanished meanwhile. A file longer than [`MAX_FILE_BYTES`] is an error, and so
+    /// is anything but a regular file that reads as empty, long, or not at all
+    /// ([`refuse_unless_regular`]).
+    fn read_to_end(
+        &mut self,
+        file: &impl AsFd,
+        mut read_at: impl FnMut(&mut [u8], usize) -> io::Result<usize>,
+    ) -> io::Result<Option<usize>> {
         // `buf` stays fully initialised at its current length; only `filled` moves, so a
         // read costs no memset and no allocation once the buffer has grown to fit.
         let mut filled = 0;
@@ -170,10 +203,10 @@ impl FileReader {
                 let grown = (self.buf.len() * 2).clamp(4096, MAX_FILE_BYTES + 1);
                 self.buf.resize(grown, 0);
             }
-            match file.read(&mut self.buf[filled..]) {
+            match read_at(&mut self.buf[filled..], filled) {
                 Ok(0) => {
                     if filled == 0 {
-                        refuse_unless_regular(&file)?;
+                        refuse_unless_regular(file)?;
                     }
                     break;
                 }
@@ -183,15 +216,16 @@ impl FileReader {
                         break;
                     }
                     if !checked {
-                        refuse_unless_regular(&file)?;
+                        refuse_unless_regular(file)?;
                         checked = true;
                     }
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) if is_absent(&err) => return Ok(None),
                 Err(err) => {
-                    // EAGAIN: a FIFO or device with nothing to say (the open is O_NONBLOCK).
-                    refuse_unless_regular(&file)?;
+                    // EAGAIN: a FIFO or device with nothing to say (the open is O_NONBLOCK);
+                    // ESPIPE: `pread` on one.
+                    refuse_unless_regular(file)?;
                     return Err(err);
                 }
             }
@@ -235,7 +269,7 @@ const OPEN_FLAGS: OFlags = OFlags::RDONLY
 /// read ends the file without it. What goes unchecked is harmless: a FIFO whose writer wrote
 /// a few bytes gives them like a garbled file would, and can neither block (`O_NONBLOCK`) nor
 /// go on (a short first read ends the file; a long one is checked).
-fn refuse_unless_regular(file: &File) -> io::Result<()> {
+fn refuse_unless_regular(file: &impl AsFd) -> io::Result<()> {
     let kind = FileType::from_raw_mode(rustix::fs::fstat(file)?.st_mode);
     if kind.is_file() {
         Ok(())

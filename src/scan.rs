@@ -102,6 +102,11 @@ impl Scanner {
         self.cgroups.set_per_cpu(per_cpu);
     }
 
+    /// See [`CgroupFs::set_kept_files`].
+    pub fn set_kept_files(&mut self, files: usize) {
+        self.cgroups.set_kept_files(files);
+    }
+
     /// See [`CgroupFs::set_reserved_fds`].
     pub fn set_reserved_fds(&mut self, fds: u64) {
         self.cgroups.set_reserved_fds(fds);

@@ -779,3 +779,96 @@ fn repeated_sweeps_follow_cgroups_made_renamed_removed_and_made_again_on_real_v1
 fn lab_dir_of(name: &str, tree: &str, child: &str) -> PathBuf {
     Path::new(ROOT).join(tree).join(name).join(child)
 }
+
+#[test]
+fn files_kept_open_read_fresh_figures_and_follow_a_cgroup_made_again_on_real_v1() {
+    let v1_ready = V1_TREES
+        .iter()
+        .all(|t| Path::new(ROOT).join(t).join("cgroup.procs").is_file());
+    if !require(is_root() && v1_ready, "root and cgroup v1 controllers") {
+        return;
+    }
+    let mut lab = Lab::new();
+    for tree in distinct_trees() {
+        lab.make(tree, &["k"]);
+    }
+    let burn = "echo ready; while :; do :; done";
+    let burner = lab.spawn("k", &distinct_trees(), burn, &[]);
+    lab.wait_ready(burner);
+    let roots = Roots {
+        cgroup_root: PathBuf::from(ROOT),
+        proc_root: PathBuf::from("/proc"),
+        machine_id_file: None,
+    };
+    let mut scanner = Scanner::open(&roots).unwrap();
+    // No full read during the test: every read after the first is a counters-only one, whose
+    // files are kept open.
+    scanner.set_full_read_every(1000);
+    scanner.set_kept_files(64);
+    let sweep = |scanner: &mut Scanner| {
+        sleep(Duration::from_millis(20)); // the burner's usage moves between sweeps
+        scanner.sweep(0)
+    };
+    let k = lab.path("k");
+    let figures = |snap: &Snapshot| {
+        let s = stats(snap, &k);
+        (
+            s.processes.as_ref().map(|p| p.processes),
+            s.pids.as_ref().and_then(|p| p.current),
+            s.cpu.as_ref().and_then(|c| c.usage_ns),
+        )
+    };
+    sweep(&mut scanner); // by whole path
+    let (processes, tasks, usage) = figures(&sweep(&mut scanner));
+    assert_eq!((processes, tasks), (Some(1), Some(1)));
+    let kept = scanner.cgroups().kept_files();
+    assert!(
+        kept >= 5,
+        "a busy v1 cgroup keeps its counters open: {kept}"
+    );
+
+    // Each figure read through a kept descriptor moves as the kernel's does.
+    let mut last_usage = usage.unwrap();
+    for n in 2..=4 {
+        let pid = lab.spawn("k", &distinct_trees(), "echo ready; exec sleep 120", &[]);
+        lab.wait_ready(pid);
+        let (processes, tasks, usage) = figures(&sweep(&mut scanner));
+        assert_eq!(
+            (processes, tasks),
+            (Some(n), Some(n)),
+            "after moving in one more"
+        );
+        assert!(usage.unwrap() > last_usage, "CPU usage read afresh");
+        last_usage = usage.unwrap();
+    }
+    assert_eq!(
+        scanner.cgroups().kept_files(),
+        kept,
+        "read again, not reopened"
+    );
+
+    // Removed and made again under its name: the kept files read as gone (ENODEV), the new
+    // cgroup is read afresh and its own files kept.
+    for w in &mut lab.workloads {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+    lab.workloads.clear();
+    for tree in distinct_trees() {
+        let dir = lab.dir(tree, "k");
+        crate::support::host::wait_for("the lab cgroup to empty", Duration::from_secs(10), || {
+            fs::remove_dir(&dir).is_ok()
+        });
+        fs::create_dir(&dir).unwrap();
+    }
+    let burner = lab.spawn("k", &distinct_trees(), burn, &[]);
+    lab.wait_ready(burner);
+    sweep(&mut scanner);
+    let (processes, _, usage) = figures(&sweep(&mut scanner));
+    assert_eq!(processes, Some(1));
+    assert!(
+        usage.unwrap() < last_usage,
+        "the new cgroup's usage, not the old one's"
+    );
+    assert_eq!(scanner.cgroups().kept_files(), kept);
+}

@@ -3,11 +3,11 @@
 //! and it reads nothing outside the cgroup root.
 
 mod cpu;
-mod dir_budget;
 mod discovery;
 mod errors;
 pub mod format;
 mod io;
+mod kept_fds;
 pub mod layout;
 mod memory;
 mod pids;
@@ -18,9 +18,9 @@ pub mod walk;
 
 use crate::files::FileReader;
 use crate::model::{CgroupPath, CgroupStats, PressureStats, ProcessCounts};
-use dir_budget::{forget_dirs, DirSlot, OutOfFds, RESERVED_FDS};
 use discovery::Discovery;
 pub use errors::{Controller, Error, ReadErrors};
+use kept_fds::{DirSlot, KeepFiles, Kept, OutOfFds, RESERVED_FDS};
 pub use layout::Layout;
 pub use procs::{member_pids, parse_procs, Members, MembersError};
 pub(crate) use read_context::{fold_flat_keyed, Ctx};
@@ -48,22 +48,22 @@ pub struct CgroupFs {
     path_buf: PathBuf,
     /// Every hierarchy root a file is read under; a cgroup's open directories follow this order.
     hierarchies: Vec<PathBuf>,
+    /// Which files may be kept open under each hierarchy.
+    keep_files: Vec<KeepFiles>,
     known: HashMap<CgroupPath, Known>,
     sweep: u64,
     /// Reads in a row that may carry figures over before a full read (1: always full).
     full_read_every: u32,
-    /// Directories kept open now.
-    dirs_open: usize,
-    /// Directories that may be kept open: the open-file limit less `reserved_fds`, and after
-    /// running out of descriptors at most `dirs_ceiling`.
-    dirs_allowed: usize,
-    /// Descriptors left free of kept directories, for sockets and everything else.
+    /// Directories and files kept open, and how many may be: the open-file limit less
+    /// `reserved_fds`, and after running out of descriptors at most `fds_ceiling`.
+    kept: Kept,
+    /// Descriptors left free of kept directories and files, for sockets and everything else.
     reserved_fds: u64,
     /// The soft open-file limit as last read; re-read at each sweep.
     fd_limit: Option<u64>,
     /// Set when reads ran out of descriptors (`EMFILE`, `ENFILE`) under the current limit:
-    /// no more directories than this are kept until the limit changes.
-    dirs_ceiling: Option<usize>,
+    /// no more descriptors than this are kept until the limit changes.
+    fds_ceiling: Option<usize>,
     discovery: Discovery,
     /// Cgroups read for the first time so far, to stagger their full reads.
     first_reads: u32,
@@ -103,19 +103,20 @@ impl CgroupFs {
         let mut hierarchies: Vec<PathBuf> = layout.v1.all().cloned().collect();
         hierarchies.extend(layout.unified.iter().cloned());
         hierarchies.dedup();
+        let keep_files = hierarchies.iter().map(|h| KeepFiles::under(h)).collect();
         Ok(CgroupFs {
             reader,
             errors: ReadErrors::default(),
             path_buf: PathBuf::with_capacity(256),
             hierarchies,
+            keep_files,
             known: HashMap::new(),
             sweep: 0,
             full_read_every: 1,
-            dirs_open: 0,
-            dirs_allowed: 0,
+            kept: Kept::default(),
             reserved_fds: RESERVED_FDS,
             fd_limit: None,
-            dirs_ceiling: None,
+            fds_ceiling: None,
             first_reads: u32::MAX,
             per_cpu: true,
             discovery: Discovery::new(
@@ -164,24 +165,23 @@ impl CgroupFs {
         let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
         if limit != self.fd_limit {
             self.fd_limit = limit;
-            self.dirs_ceiling = None;
+            self.fds_ceiling = None;
         }
-        self.set_dirs_allowed();
+        self.set_fds_allowed();
     }
 
-    /// Closes the directories and drops the last reads of cgroups not read since
+    /// Closes the directories and files and drops the last reads of cgroups not read since
     /// [`CgroupFs::begin_sweep`].
     pub fn end_sweep(&mut self) {
         let sweep = self.sweep;
-        let mut closed = 0;
+        let kept = &mut self.kept;
         self.known.retain(|_, k| {
             let keep = k.sweep == sweep;
             if !keep {
-                closed += k.open_dirs();
+                kept.forget(&mut k.dirs);
             }
             keep
         });
-        self.dirs_open -= closed;
     }
 
     /// Whether new and removed cgroups are followed through inotify watches rather than a walk
@@ -202,7 +202,7 @@ impl CgroupFs {
         match self.read_once(cgroup, false) {
             Ok(read) => read,
             Err(OutOfFds) => {
-                self.give_back_dirs();
+                self.give_back_fds();
                 self.read_once(cgroup, true).unwrap_or(None)
             }
         }
@@ -243,9 +243,9 @@ impl CgroupFs {
             cgroup,
             found: 0,
             hierarchies: &self.hierarchies,
+            keep_files: &self.keep_files,
             dirs: &mut known.dirs,
-            dirs_open: &mut self.dirs_open,
-            dirs_allowed: self.dirs_allowed,
+            kept: &mut self.kept,
             out_of_fds: if last { None } else { Some(false) },
             sweep: self.sweep,
             full,
@@ -253,12 +253,15 @@ impl CgroupFs {
             probe: cpu::Probe::default(),
             // Nor after running out of descriptors: this attempt reads by whole paths.
             keep_dirs: read_before && !last,
+            kept_file_gone: false,
             per_cpu: self.per_cpu,
         };
         if !full {
             ctx.probe = cpu::probe(&mut ctx, &self.layout);
             let usage_ns = ctx.probe.usage_ns();
             if usage_ns.is_some() && usage_ns == known.usage_ns {
+                ctx.kept
+                    .close_unread_files(ctx.dirs, ctx.sweep, full_read_every.into());
                 known.reads_until_full -= 1;
                 return Ok(known.last.clone());
             }
@@ -269,12 +272,12 @@ impl CgroupFs {
             return Err(OutOfFds);
         }
         let mut full = ctx.full;
-        if read.is_none() && ctx.dirs.iter().any(|d| matches!(d, DirSlot::Open(_))) {
-            // Directories kept open from an earlier sweep go stale when a cgroup is removed and
-            // made again under the same name: look it up afresh before calling it gone, and
-            // carry nothing over from its namesake.
-            let closed = forget_dirs(ctx.dirs);
-            *ctx.dirs_open -= closed;
+        let stale = read.is_none() || ctx.kept_file_gone;
+        if stale && ctx.dirs.iter().any(|d| matches!(d, DirSlot::Open(_))) {
+            // Directories and files kept open from an earlier sweep go stale when a cgroup is
+            // removed and made again under the same name: look it up afresh before calling it
+            // gone, and carry nothing over from its namesake.
+            ctx.kept.forget(ctx.dirs);
             ctx.last = None;
             ctx.full = true;
             full = true;
@@ -285,9 +288,13 @@ impl CgroupFs {
                 return Err(OutOfFds);
             }
         }
+        if !full {
+            ctx.kept
+                .close_unread_files(ctx.dirs, ctx.sweep, full_read_every.into());
+        }
         let Some(read) = read else {
-            if let Some(gone) = self.known.remove(cgroup) {
-                self.dirs_open -= gone.open_dirs();
+            if let Some(mut gone) = self.known.remove(cgroup) {
+                self.kept.forget(&mut gone.dirs);
             }
             return Ok(None);
         };
@@ -542,7 +549,7 @@ mod tests {
         sweep_one(&mut fs, &c).unwrap();
         // The second read keeps the directory open.
         sweep_one(&mut fs, &c).unwrap();
-        assert!(fs.known[&c].open_dirs() > 0);
+        assert!(fs.known[&c].kept_fds() > 0);
 
         fs::remove_dir_all(root.join("c")).unwrap();
         v2_tree(root, 100, 5000, 50);
@@ -563,15 +570,15 @@ mod tests {
         let (_dir, mut fs, c) = tree_and_reader(1);
         sweep_one(&mut fs, &c).unwrap();
         sweep_one(&mut fs, &c).unwrap();
-        assert_eq!(fs.dirs_open, 1, "kept from the second read on");
+        assert_eq!(fs.kept.fds, 1, "kept from the second read on");
         // As a limit lowered below what is kept: the next sweep gives them back.
         fs.set_reserved_fds(u64::MAX);
         let s = sweep_one(&mut fs, &c).unwrap();
-        assert_eq!((fs.dirs_open, fs.known[&c].open_dirs()), (0, 0));
+        assert_eq!((fs.kept.fds, fs.known[&c].kept_fds()), (0, 0));
         assert_eq!(s.memory, Some(1000), "read by whole path");
         fs.set_reserved_fds(0);
         sweep_one(&mut fs, &c).unwrap();
-        assert_eq!(fs.dirs_open, 1, "kept again once the budget allows");
+        assert_eq!(fs.kept.fds, 1, "kept again once the budget allows");
         assert!(fs.errors().counts().is_empty());
     }
 

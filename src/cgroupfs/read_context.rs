@@ -3,8 +3,8 @@
 //! previous read, and how a garbled file degrades its field and is counted.
 
 use super::cpu;
-use super::dir_budget::{out_of_fds, DirSlot};
 use super::format::{self, ParseError};
+use super::kept_fds::{out_of_fds, DirSlot, KeepFiles, Kept, KeptDir};
 use super::{Controller, ReadErrors};
 use crate::files::{Dir, FileReader};
 use crate::model::{CgroupPath, CgroupStats};
@@ -19,11 +19,12 @@ pub(crate) struct Ctx<'a> {
     /// Files found so far in this read; 0 at the end means the cgroup is gone.
     pub(super) found: u32,
     pub(super) hierarchies: &'a [PathBuf],
+    /// Which files may be kept open under each of `hierarchies`.
+    pub(super) keep_files: &'a [KeepFiles],
     /// This cgroup's directories, by position in `hierarchies`.
     pub(super) dirs: &'a mut [DirSlot],
-    /// Directories kept open by the whole reader, and how many may be.
-    pub(super) dirs_open: &'a mut usize,
-    pub(super) dirs_allowed: usize,
+    /// What the whole reader keeps open, and how much it may.
+    pub(super) kept: &'a mut Kept,
     /// `Some(true)` once an open failed for want of descriptors (reads then stop opening
     /// directories, and that failure is not counted: the read is made again); `None` on the
     /// last attempt, where it is counted.
@@ -38,6 +39,9 @@ pub(crate) struct Ctx<'a> {
     pub(super) probe: cpu::Probe,
     /// Whether to open the cgroup's directories for this and later reads.
     pub(super) keep_dirs: bool,
+    /// Set when a kept file found its cgroup removed: what was read may mix the removed
+    /// cgroup with a namesake made since, so the read is made again afresh.
+    pub(super) kept_file_gone: bool,
     /// Whether to read per-CPU usage.
     pub(super) per_cpu: bool,
 }
@@ -88,15 +92,17 @@ impl Ctx<'_> {
             _ => {}
         }
         // A capture, the descriptor budget spent, or out of descriptors: whole paths.
-        if !self.keep_dirs || *self.dirs_open >= self.dirs_allowed || self.out_of_fds == Some(true)
+        if !self.keep_dirs
+            || self.kept.fds >= self.kept.fds_allowed
+            || self.out_of_fds == Some(true)
         {
             return Location::ByPath;
         }
         set_path(self.path, dir, self.cgroup, "");
         match Dir::open(self.path) {
             Ok(Some(d)) => {
-                *self.dirs_open += 1;
-                self.dirs[i] = DirSlot::Open(d);
+                self.kept.fds += 1;
+                self.dirs[i] = DirSlot::Open(KeptDir::new(d));
                 Location::Open(i)
             }
             Ok(None) => {
@@ -175,10 +181,19 @@ impl Ctx<'_> {
         parse: impl FnOnce(&[u8]) -> (Option<T>, Option<ParseError>),
     ) -> Option<T> {
         let result = match self.locate(dir) {
-            Location::Open(i) => match &self.dirs[i] {
-                DirSlot::Open(d) => self.reader.read_in(d, file),
-                _ => Ok(None),
-            },
+            Location::Open(i) => {
+                // Only what a counters-only read reads is read every sample, and so worth its
+                // kernel buffer; a full read's other files wait up to `--full-read-every`.
+                let keep =
+                    !self.full && self.keep_files[i].allows(file) && self.out_of_fds != Some(true);
+                match &mut self.dirs[i] {
+                    DirSlot::Open(d) => {
+                        let gone = &mut self.kept_file_gone;
+                        self.kept.read(self.reader, d, file, self.sweep, keep, gone)
+                    }
+                    _ => Ok(None),
+                }
+            }
             Location::Absent => return None,
             Location::ByPath => {
                 set_path(self.path, dir, self.cgroup, file);

@@ -59,6 +59,7 @@ pub fn run(roots: &Roots, runtimes: &RuntimeArgs, args: &ServeArgs) -> anyhow::R
     scanner.set_full_read_every(full_read_every_samples(args.full_read_every, args.interval));
     // Per-CPU usage feeds only the per-CPU series: not read unless they are asked for.
     scanner.set_per_cpu(args.per_cpu);
+    scanner.set_kept_files(args.kept_files);
     // Kept directories leave room for every connection the server may hold, and the server
     // holds no more than the limit leaves after that (`connections::connection_cap`).
     scanner.set_reserved_fds(crate::http::connections::reader_reserve(
