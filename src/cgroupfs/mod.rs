@@ -17,7 +17,7 @@ mod read_context;
 pub mod walk;
 
 use crate::files::FileReader;
-use crate::model::{CgroupPath, CgroupStats, PressureStats, ProcessCounts};
+use crate::model::{CgroupPath, CgroupStats, PidsStats, PressureStats, ProcessCounts};
 use discovery::Discovery;
 pub use errors::{Controller, Error, ReadErrors};
 use kept_fds::{DirSlot, KeepFiles, Kept, OutOfFds, RESERVED_FDS};
@@ -250,6 +250,7 @@ impl CgroupFs {
             sweep: self.sweep,
             full,
             last: known.last.as_ref().map(|l| &l.stats),
+            last_member_pids: known.last.as_ref().map_or(&[], |l| &l.member_pids),
             probe: cpu::Probe::default(),
             // Nor after running out of descriptors: this attempt reads by whole paths.
             keep_dirs: read_before && !last,
@@ -279,6 +280,7 @@ impl CgroupFs {
             // gone, and carry nothing over from its namesake.
             ctx.kept.forget(ctx.dirs);
             ctx.last = None;
+            ctx.last_member_pids = &[];
             ctx.full = true;
             full = true;
             ctx.probe = cpu::Probe::default();
@@ -335,20 +337,34 @@ fn read_files(ctx: &mut Ctx<'_>, layout: &Layout) -> Option<CgroupRead> {
         }
         crate::model::CgroupVersion::V1 | crate::model::CgroupVersion::Hybrid => {
             let v1 = &layout.v1;
-            // A v1 cgroup may exist in some controller trees only: take the members from
-            // the first tree that has it.
-            let mut members = (None, Vec::new());
-            for dir in v1.all() {
-                members = read_members(ctx, dir, "tasks");
-                if members.0.is_some() {
-                    break;
+            let pids = v1.pids.as_deref().and_then(|d| pids::read(ctx, d));
+            // A v1 pid list costs a lookup, an open and a sort at every read (it cannot be
+            // kept open): read again when the cgroup's task count moved, else carried.
+            let current = |p: Option<&PidsStats>| p.and_then(|p| p.current);
+            let tasks_moved = current(pids.as_ref()).is_none()
+                || current(pids.as_ref()) != current(ctx.last.and_then(|l| l.pids.as_ref()));
+            let carried = ctx.last.and_then(|l| l.processes.clone());
+            let (processes, member_pids) = match carried {
+                Some(processes) if !ctx.full && !tasks_moved => {
+                    (Some(processes), ctx.last_member_pids.to_vec())
                 }
-            }
-            let (processes, member_pids) = members;
+                _ => {
+                    // A v1 cgroup may exist in some controller trees only: take the members
+                    // from the first tree that has it.
+                    let mut members = (None, Vec::new());
+                    for dir in v1.all() {
+                        members = read_members(ctx, dir, "tasks");
+                        if members.0.is_some() {
+                            break;
+                        }
+                    }
+                    members
+                }
+            };
             let stats = CgroupStats {
                 cpu: cpu::read_v1(ctx, v1.cpu.as_deref(), v1.cpuacct.as_deref(), unified),
                 memory: v1.memory.as_deref().and_then(|d| memory::read_v1(ctx, d)),
-                pids: v1.pids.as_deref().and_then(|d| pids::read(ctx, d)),
+                pids,
                 io: v1.blkio.as_deref().and_then(|d| io::read_v1(ctx, d)),
                 pressure: read_pressure(ctx, unified),
                 network: None,
@@ -723,7 +739,17 @@ mod tests {
         expected.sort_unstable();
         let mut seen = read_at(&sweep(&mut fs), 5);
         seen.sort_unstable();
+        assert_eq!(seen, expected.clone());
+
+        // The task count did not move: the pid list is not read again, its count is carried.
+        v1_busy_tree(root, 6, "50000", "67108864");
+        fs::write(root.join("pids/c/pids.current"), "5\n").unwrap();
+        let figures = sweep(&mut fs);
+        expected.retain(|f| !matches!(*f, "cgroup.procs" | "pids.current"));
+        let mut seen = read_at(&figures, 6);
+        seen.sort_unstable();
         assert_eq!(seen, expected);
+        assert_eq!(read_at(&figures, 5), ["cgroup.procs", "pids.current"]);
         assert!(
             fs.errors().counts().is_empty(),
             "{:?}",

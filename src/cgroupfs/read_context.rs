@@ -35,6 +35,8 @@ pub(crate) struct Ctx<'a> {
     pub(super) full: bool,
     /// The previous read of this cgroup, whose figures a counters-only read carries over.
     pub(super) last: Option<&'a CgroupStats>,
+    /// The member pids of that read, carried with its process counts.
+    pub(super) last_member_pids: &'a [u64],
     /// What the idle probe read, so the read that follows does not open it again.
     pub(super) probe: cpu::Probe,
     /// Whether to open the cgroup's directories for this and later reads.
