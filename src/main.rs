@@ -7,6 +7,8 @@ use cgscope::cli::{Cli, Command};
 use cgscope::commands;
 use clap::Parser;
 use std::process::ExitCode;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::prelude::*;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -14,17 +16,25 @@ fn main() -> ExitCode {
     // The daemon says what it found at start (layout, runtimes, where to look) and when it
     // stops; the one-shot commands and `top` (which owns the terminal) speak only of trouble.
     let default_level = match cli.command {
-        Command::Serve(_) => "info",
-        _ => "warn",
+        Command::Serve(_) => LevelFilter::INFO,
+        _ => LevelFilter::WARN,
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        // Colour only for people: log collectors get plain text.
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+    // `RUST_LOG` as `level` or `target=level,...`; one it cannot parse is said and ignored.
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) => spec.parse::<Targets>().unwrap_or_else(|err| {
+            eprintln!("cgscope: RUST_LOG={spec:?} ignored: {err}");
+            Targets::new().with_default(default_level)
+        }),
+        Err(_) => Targets::new().with_default(default_level),
+    };
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                // Colour only for people: log collectors get plain text.
+                .with_ansi(std::io::stderr().is_terminal()),
         )
+        .with(filter)
         .init();
     let roots = cli.roots.to_roots();
     let result = match &cli.command {
