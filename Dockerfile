@@ -1,8 +1,8 @@
 # cgscope node agent: the statically linked binary, built on the host, in an empty image.
 # Build (the context holds only the binary; stripped it is ~11 MB; see README.md, "Deploying to Kubernetes"):
-#   RUSTFLAGS='-C target-feature=+crt-static' CARGO_PROFILE_RELEASE_STRIP=true \
-#     cargo build --release --target x86_64-unknown-linux-gnu --bin cgscope
-#   cp target/x86_64-unknown-linux-gnu/release/cgscope CONTEXT_DIR/
+#   RUSTFLAGS='-C target-feature=+crt-static' \
+#     cargo build --profile dist --target x86_64-unknown-linux-gnu --bin cgscope
+#   cp target/x86_64-unknown-linux-gnu/dist/cgscope CONTEXT_DIR/
 #   DOCKER_BUILDKIT=0 docker build -f Dockerfile --build-arg VERSION=0.1.0 -t cgscope:0.1.0 CONTEXT_DIR
 FROM scratch
 
