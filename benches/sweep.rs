@@ -282,34 +282,17 @@ impl BusyLab {
     /// Opens, reads and closes `files` of every cgroup inside its kept directory: the floor
     /// of a reader that reads those files.
     fn floor(&self, files: &[(&str, &str)], buf: &mut [u8]) -> usize {
-        let mut total = 0;
-        for dirs in &self.dirs {
-            for (tree, file) in files {
-                let t = V1_TREES.iter().position(|x| x == tree).unwrap();
-                let fd = match rustix::fs::openat(
-                    &dirs[t],
-                    *file,
-                    rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
-                    rustix::fs::Mode::empty(),
-                ) {
-                    Ok(fd) => fd,
-                    // memory.memsw.* without swap accounting
-                    Err(rustix::io::Errno::NOENT) => continue,
-                    Err(e) => panic!("{tree}/{file}: {e}"),
-                };
-                total += std::fs::File::from(fd).read(buf).unwrap();
-            }
-        }
-        total
+        self.opened(files)
+            .map(|fd| std::fs::File::from(fd).read(buf).unwrap())
+            .sum()
     }
-}
 
-impl BusyLab {
-    /// Opens `files` of every cgroup once, for [`BusyLab::floor_held`].
-    fn open_all(&self, files: &[(&str, &str)]) -> Vec<OwnedFd> {
-        let mut held = Vec::new();
-        for dirs in &self.dirs {
-            for (tree, file) in files {
+    /// Opens `files` of every cgroup inside its kept directory, one after the other as the
+    /// iterator is drawn; files that do not exist (`memory.memsw.*` without swap accounting)
+    /// are skipped.
+    fn opened<'a>(&'a self, files: &'a [(&str, &str)]) -> impl Iterator<Item = OwnedFd> + 'a {
+        self.dirs.iter().flat_map(move |dirs| {
+            files.iter().filter_map(move |(tree, file)| {
                 let t = V1_TREES.iter().position(|x| x == tree).unwrap();
                 match rustix::fs::openat(
                     &dirs[t],
@@ -317,15 +300,16 @@ impl BusyLab {
                     rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
                     rustix::fs::Mode::empty(),
                 ) {
-                    Ok(fd) => held.push(fd),
-                    Err(rustix::io::Errno::NOENT) => {}
+                    Ok(fd) => Some(fd),
+                    Err(rustix::io::Errno::NOENT) => None,
                     Err(e) => panic!("{tree}/{file}: {e}"),
                 }
-            }
-        }
-        held
+            })
+        })
     }
+}
 
+impl BusyLab {
     /// Reads each already open file again from offset 0 (`pread`): the floor of a reader
     /// that keeps its files open between samples.
     fn floor_held(held: &[OwnedFd], buf: &mut [u8]) -> usize {
@@ -475,7 +459,7 @@ fn bench_busy_real_v1(c: &mut Criterion<ThreadCpu>) {
     let (pid_lists, keepable): (Vec<_>, Vec<_>) = V1_BUSY_FILES
         .iter()
         .partition(|(_, f)| *f == "cgroup.procs");
-    let held = lab.open_all(&keepable);
+    let held: Vec<OwnedFd> = lab.opened(&keepable).collect();
     group.bench_function("floor_busy_read_files_kept_open", |b| {
         b.iter_batched(
             || lab.wake(),

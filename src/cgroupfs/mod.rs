@@ -340,27 +340,28 @@ fn read_files(ctx: &mut Ctx<'_>, layout: &Layout) -> Option<CgroupRead> {
             let pids = v1.pids.as_deref().and_then(|d| pids::read(ctx, d));
             // A v1 pid list costs a lookup, an open and a sort at every read (it cannot be
             // kept open): read again when the cgroup's task count moved, else carried.
+            // Read too when there is nothing to carry.
             let current = |p: Option<&PidsStats>| p.and_then(|p| p.current);
-            let tasks_moved = current(pids.as_ref()).is_none()
-                || current(pids.as_ref()) != current(ctx.last.and_then(|l| l.pids.as_ref()));
-            let carried = ctx.last.and_then(|l| l.processes.clone());
-            let (processes, member_pids) = match carried {
-                Some(processes) if !ctx.full && !tasks_moved => {
-                    (Some(processes), ctx.last_member_pids.to_vec())
-                }
-                _ => {
-                    // A v1 cgroup may exist in some controller trees only: take the members
-                    // from the first tree that has it.
-                    let mut members = (None, Vec::new());
-                    for dir in v1.all() {
-                        members = read_members(ctx, dir, "tasks");
-                        if members.0.is_some() {
-                            break;
+            let now = current(pids.as_ref()).is_none()
+                || current(pids.as_ref()) != current(ctx.last.and_then(|l| l.pids.as_ref()))
+                || ctx.last.and_then(|l| l.processes.as_ref()).is_none();
+            let last_pids = ctx.last_member_pids;
+            let (processes, member_pids) = ctx
+                .fresh_or_carried(
+                    now,
+                    |ctx| {
+                        // A v1 cgroup may exist in some controller trees only: take the
+                        // members from the first tree that has it.
+                        for dir in v1.all() {
+                            if let (Some(processes), pids) = read_members(ctx, dir, "tasks") {
+                                return Some((processes, pids));
+                            }
                         }
-                    }
-                    members
-                }
-            };
+                        None
+                    },
+                    |s| Some((s.processes.clone()?, last_pids.to_vec())),
+                )
+                .map_or((None, Vec::new()), |(p, pids)| (Some(p), pids));
             let stats = CgroupStats {
                 cpu: cpu::read_v1(ctx, v1.cpu.as_deref(), v1.cpuacct.as_deref(), unified),
                 memory: v1.memory.as_deref().and_then(|d| memory::read_v1(ctx, d)),
