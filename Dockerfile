@@ -1,5 +1,5 @@
 # cgscope node agent: the statically linked binary, built on the host, in an empty image.
-# Build (the context holds only the binary, ~10 MB; see README.md, "Deploying to Kubernetes"):
+# Build (the context holds only the binary, ~11 MB; see README.md, "Deploying to Kubernetes"):
 #   RUSTFLAGS='-C target-feature=+crt-static' \
 #     cargo build --profile dist --target x86_64-unknown-linux-gnu --bin cgscope
 #   cp target/x86_64-unknown-linux-gnu/dist/cgscope CONTEXT_DIR/

@@ -1,7 +1,8 @@
 //! Deployment: `daemonset.yaml` against the Kubernetes schema (kubernetes-validate) and policy
 //! (checkov), its flags against `cgscope serve --help`, then its container spec turned into
 //! `docker run` flags for the freshly built FROM-scratch image beside a real busybox container:
-//! probes, /metrics over TLS with a bearer token, 401s, mTLS, and the measured footprint.
+//! probes, /metrics over TLS with a bearer token, 401s, mTLS, and the measured footprint; and
+//! the shipped binary's layout (serve's code first, packed relocations).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -309,6 +310,73 @@ fn build_static_binary() -> PathBuf {
     assert!(status.success(), "static build failed");
     eprintln!("static build: {:.0?}", started.elapsed());
     target_dir.join(TARGET).join("dist/cgscope")
+}
+
+/// The shipped binary keeps `serve`'s code together at the start of `.text` (build.rs, with
+/// dist/text-order.txt) and packs its relocations: on a small node these are most of its
+/// memory (README, "Resources"). Fails when the list has gone stale after a dependency or
+/// toolchain update (run dist/record-text-order.sh) or when the link ignored it.
+#[test]
+fn the_shipped_binary_places_serves_code_first_and_packs_its_relocations() {
+    if !require(
+        ok("nm", &["--version"]) && ok("readelf", &["--version"]),
+        "nm and readelf (binutils)",
+    ) {
+        return;
+    }
+    let binary = build_static_binary();
+    let sections = run("readelf", &["-S", "-W", binary.to_str().unwrap()]);
+    assert!(
+        sections.contains(".relr.dyn"),
+        "no packed relocations:\n{sections}"
+    );
+    let rela_bytes = sections
+        .lines()
+        .find(|l| l.contains(".rela.dyn"))
+        .and_then(|l| l.split_whitespace().nth(5))
+        .map_or(0, |size| u64::from_str_radix(size, 16).unwrap());
+    assert!(
+        rela_bytes < 16 * 1024,
+        ".rela.dyn still holds {rela_bytes} bytes"
+    );
+
+    let symbols = run("nm", &["-S", "--defined-only", binary.to_str().unwrap()]);
+    let mut defined: HashMap<&str, (u64, u64)> = HashMap::new();
+    for line in symbols.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if let [addr, size, "t" | "T" | "W" | "w", name] = fields[..] {
+            let addr = u64::from_str_radix(addr, 16).unwrap();
+            defined.insert(name, (addr, u64::from_str_radix(size, 16).unwrap()));
+        }
+    }
+    let order = std::fs::read_to_string(repo().join("dist/text-order.txt")).unwrap();
+    let listed: Vec<&str> = order.lines().filter(|l| !l.is_empty()).collect();
+    let placed: Vec<(u64, u64)> = listed
+        .iter()
+        .filter_map(|n| defined.get(n).copied())
+        .collect();
+    assert!(
+        placed.len() * 100 >= listed.len() * 95,
+        "only {} of the {} functions in dist/text-order.txt are in the binary: \
+         run dist/record-text-order.sh",
+        placed.len(),
+        listed.len()
+    );
+    // Placed in one run: the span they cover is their own size plus alignment padding.
+    let start = placed.iter().map(|&(addr, _)| addr).min().unwrap();
+    let end = placed
+        .iter()
+        .map(|&(addr, size)| addr + size)
+        .max()
+        .unwrap();
+    let own: u64 = placed.iter().map(|&(_, size)| size).sum();
+    assert!(
+        end - start <= own + own / 5,
+        "the listed functions are spread over {} KiB for {} KiB of code: the link did not \
+         order them",
+        (end - start) / 1024,
+        own / 1024
+    );
 }
 
 /// Test-time PKI: a CA, a server certificate for 127.0.0.1/localhost, a client certificate,
