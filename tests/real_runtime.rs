@@ -273,6 +273,7 @@ fn the_watcher_follows_events_survives_a_dockerd_restart_and_makes_no_calls_per_
     wait_for("dockerd to exit", Duration::from_secs(60), || {
         !Command::new("pgrep")
             .args(["-x", "dockerd"])
+            .stdout(std::process::Stdio::null())
             .status()
             .map(|s| s.success())
             .unwrap_or(false)
