@@ -194,11 +194,6 @@ impl CgroupFs {
         self.kept.files_allowed = files;
     }
 
-    /// Cgroup files kept open now.
-    pub fn kept_files(&self) -> usize {
-        self.kept.files
-    }
-
     /// The descriptor budget under the last limit read and the ceiling.
     pub(super) fn set_fds_allowed(&mut self) {
         // A capture records whole paths, so a recording reader keeps nothing open.
